@@ -137,3 +137,15 @@ func name(m proto.Message) string {
 	}
 	return string(m.ProtoReflect().Descriptor().Name())
 }
+
+// Go answers the message being handled from a goroutine: fn runs off the
+// mailbox (it may block) and its result goes straight to the requester. The
+// actor.Context is read here, on the mailbox goroutine, never inside fn.
+func Go(c actor.Context, fn func() (proto.Message, error)) {
+	sender := c.Sender()
+	root := c.ActorSystem().Root
+	go func() {
+		resp, err := fn()
+		Reply(root, sender, resp, err)
+	}()
+}

@@ -389,7 +389,9 @@ func (x *ForkRequest) GetStderrPath() string {
 type ForkResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// pid of the init on the host.
-	Pid           int32 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
+	Pid int32 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
+	// start_time of the init, clock ticks since boot (/proc/<pid>/stat field 22).
+	StartTime     uint64 `protobuf:"varint,2,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -427,6 +429,13 @@ func (*ForkResponse) Descriptor() ([]byte, []int) {
 func (x *ForkResponse) GetPid() int32 {
 	if x != nil {
 		return x.Pid
+	}
+	return 0
+}
+
+func (x *ForkResponse) GetStartTime() uint64 {
+	if x != nil {
+		return x.StartTime
 	}
 	return 0
 }
@@ -1070,9 +1079,11 @@ const file_berth_launcher_v1_launcher_proto_rawDesc = "" +
 	"\vstdout_path\x18\x03 \x01(\tR\n" +
 	"stdoutPath\x12\x1f\n" +
 	"\vstderr_path\x18\x04 \x01(\tR\n" +
-	"stderrPath\" \n" +
+	"stderrPath\"?\n" +
 	"\fForkResponse\x12\x10\n" +
-	"\x03pid\x18\x01 \x01(\x05R\x03pid\"M\n" +
+	"\x03pid\x18\x01 \x01(\x05R\x03pid\x12\x1d\n" +
+	"\n" +
+	"start_time\x18\x02 \x01(\x04R\tstartTime\"M\n" +
 	"\vExecRequest\x12>\n" +
 	"\fcontainer_id\x18\x01 \x01(\v2\x1b.berth.types.v1.ContainerIDR\vcontainerId\"\x0e\n" +
 	"\fExecResponse\"T\n" +
