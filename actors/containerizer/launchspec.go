@@ -23,7 +23,8 @@ const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 //     PATH defaults to DefaultPath;
 //   - mounts, devices, masked and read-only paths concatenate in order;
 //     namespaces are a set;
-//   - the command: an isolator's, else the config's (shell → /bin/sh -c).
+//   - the command: an isolator's, else the config's (shell → /bin/sh -c);
+//   - the container's own working_dir and user win over the isolators'.
 func mergeLaunchInfos(id *typesv1.ContainerID, config *typesv1.ContainerConfig, runtimeDir string, infos []*isolatorv1.ContainerLaunchInfo) (*launcherv1.LaunchSpec, error) {
 	spec := &launcherv1.LaunchSpec{
 		ContainerId: id.GetValue(),
@@ -79,6 +80,12 @@ func mergeLaunchInfos(id *typesv1.ContainerID, config *typesv1.ContainerConfig, 
 	}
 	if spec.User == "" {
 		spec.User = userFromIsolator
+	}
+	if wd := config.GetContainerInfo().GetWorkingDir(); wd != "" {
+		if !filepath.IsAbs(wd) {
+			return nil, fmt.Errorf("working directory %q must be absolute: %w", wd, errdefs.ErrInvalidArgument)
+		}
+		spec.WorkingDir = wd
 	}
 	if command == nil {
 		command = config.GetCommand()

@@ -22,6 +22,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+
+	provisionerv1 "github.com/berthrt/berth/messages/provisioner/v1"
+	"github.com/berthrt/berth/process/checkpoint"
 )
 
 // Layout computes the provisioner's paths under its root,
@@ -99,6 +102,24 @@ func (l Layout) listContainers() (map[string][]rootfsRef, error) {
 					out[id] = append(out[id], rootfsRef{Backend: b.Name(), ID: r.Name()})
 				}
 			}
+		}
+	}
+	return out, nil
+}
+
+// ActiveLayers returns the layer paths recorded in every container's layers
+// checkpoint under root (<work_dir>/provisioner).
+func ActiveLayers(root string) ([]string, error) {
+	l := Layout{Root: root}
+	found, err := l.listContainers()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for id := range found {
+		cl := &provisionerv1.ContainerLayers{}
+		if err := checkpoint.Read(l.LayersFile(id), cl); err == nil {
+			out = append(out, cl.GetPaths()...)
 		}
 	}
 	return out, nil

@@ -908,8 +908,10 @@ type ContainerInfo struct {
 	Volumes []*Mount `protobuf:"bytes,3,rep,name=volumes,proto3" json:"volumes,omitempty"`
 	// share_pid_namespace keeps the host (or parent) pid namespace.
 	SharePidNamespace bool `protobuf:"varint,4,opt,name=share_pid_namespace,json=sharePidNamespace,proto3" json:"share_pid_namespace,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// working_dir overrides the image's working directory (created if missing).
+	WorkingDir    string `protobuf:"bytes,5,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ContainerInfo) Reset() {
@@ -968,6 +970,13 @@ func (x *ContainerInfo) GetSharePidNamespace() bool {
 		return x.SharePidNamespace
 	}
 	return false
+}
+
+func (x *ContainerInfo) GetWorkingDir() string {
+	if x != nil {
+		return x.WorkingDir
+	}
+	return ""
 }
 
 // ContainerConfig is everything an isolator or the launcher may need to know
@@ -1602,12 +1611,14 @@ const file_berth_types_v1_types_proto_rawDesc = "" +
 	"\tmem_bytes\x18\x02 \x01(\x04R\bmemBytes\x12\x1d\n" +
 	"\n" +
 	"disk_bytes\x18\x03 \x01(\x04R\tdiskBytes\x12\x12\n" +
-	"\x04pids\x18\x04 \x01(\x04R\x04pids\"\xb9\x01\n" +
+	"\x04pids\x18\x04 \x01(\x04R\x04pids\"\xda\x01\n" +
 	"\rContainerInfo\x12+\n" +
 	"\x05image\x18\x01 \x01(\v2\x15.berth.types.v1.ImageR\x05image\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12/\n" +
 	"\avolumes\x18\x03 \x03(\v2\x15.berth.types.v1.MountR\avolumes\x12.\n" +
-	"\x13share_pid_namespace\x18\x04 \x01(\bR\x11sharePidNamespace\"\xb1\x03\n" +
+	"\x13share_pid_namespace\x18\x04 \x01(\bR\x11sharePidNamespace\x12\x1f\n" +
+	"\vworking_dir\x18\x05 \x01(\tR\n" +
+	"workingDir\"\xb1\x03\n" +
 	"\x0fContainerConfig\x125\n" +
 	"\acommand\x18\x01 \x01(\v2\x1b.berth.types.v1.CommandInfoR\acommand\x12D\n" +
 	"\x0econtainer_info\x18\x02 \x01(\v2\x1d.berth.types.v1.ContainerInfoR\rcontainerInfo\x127\n" +

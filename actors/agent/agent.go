@@ -1,0 +1,328 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/berthrt/berth/actors/ask"
+	"github.com/berthrt/berth/actors/async"
+	"github.com/berthrt/berth/actors/backend"
+	"github.com/berthrt/berth/actors/containerizer"
+	"github.com/berthrt/berth/actors/isolator"
+	"github.com/berthrt/berth/actors/launcher"
+	"github.com/berthrt/berth/actors/provisioner"
+	"github.com/berthrt/berth/actors/store"
+	"github.com/berthrt/berth/actors/store/docker"
+	agentv1 "github.com/berthrt/berth/messages/agent/v1"
+	containerizerv1 "github.com/berthrt/berth/messages/containerizer/v1"
+	typesv1 "github.com/berthrt/berth/messages/types/v1"
+	"github.com/berthrt/berth/process/builtin"
+	"github.com/berthrt/berth/process/checkpoint"
+	"github.com/berthrt/berth/process/errdefs"
+	"github.com/berthrt/berth/process/lockfile"
+)
+
+// Version is Berth's version, set at build time with -ldflags.
+var Version = "0.1.0-dev"
+
+// Agent is a running agent: its actor system and the PIDs of its components.
+type Agent struct {
+	System        *actor.ActorSystem
+	PID           *actor.PID
+	Containerizer *actor.PID
+	Provisioner   *actor.PID
+	DockerStore   *actor.PID
+	Launcher      *actor.PID
+	Options       Options
+	Backend       string
+	ID            string
+	logger        *zap.Logger
+	locks         []*lockfile.Lock
+}
+
+// components are the mechanics the agent actor wraps in actors.
+type components struct {
+	store     store.Store
+	backends  map[string]backend.Backend
+	isolators []isolator.Isolator
+	launcher  launcher.Launcher
+}
+
+// pids is the agent actor's answer to whoIs.
+type pids struct {
+	containerizer, provisioner, dockerStore, launcher *actor.PID
+}
+
+// whoIs asks the agent actor for its children (local only).
+type whoIs struct{}
+
+// agentActor is the root of a node's tree.
+type agentActor struct {
+	o       Options
+	comp    components
+	backend string
+	id      string
+	logger  *zap.Logger
+	pids    pids
+}
+
+// NewStore builds the docker store of an agent's options, for commands that
+// need only the store (berth image ...).
+func NewStore(o Options, logger *zap.Logger) (store.Store, error) {
+	o.setDefaults()
+	tarballs := ""
+	if strings.HasPrefix(o.DockerRegistry, "/") {
+		tarballs = o.DockerRegistry
+	}
+	return docker.New(docker.Options{
+		Dir: o.DockerStoreDir, TarballDir: tarballs,
+		Builtin: builtin.Build, BuiltinReference: builtin.Reference, Logger: logger,
+	})
+}
+
+// Start builds the components, spawns the agent actor and its children on
+// sys, and recovers: containers that survived a restart come back waitable;
+// leftovers without a checkpoint are destroyed.
+func Start(ctx context.Context, sys *actor.ActorSystem, o Options, logger *zap.Logger) (*Agent, error) {
+	o.setDefaults()
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	for _, d := range []string{o.WorkDir, o.RuntimeDir} {
+		if !filepath.IsAbs(d) {
+			return nil, fmt.Errorf("directory %q must be absolute: %w", d, errdefs.ErrInvalidArgument)
+		}
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+	}
+	// One agent per work and runtime dir: recovery destroys what it does not
+	// know, which would include another agent's containers.
+	var locks []*lockfile.Lock
+	release := func() {
+		for _, l := range locks {
+			l.Release()
+		}
+	}
+	for _, d := range []string{o.WorkDir, o.RuntimeDir} {
+		l, err := lockfile.Acquire(ctx, filepath.Join(d, "agent.lock"), o.OnLockBusy)
+		if err != nil {
+			release()
+			return nil, fmt.Errorf("another Berth agent uses %s: %w", d, err)
+		}
+		locks = append(locks, l)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			release()
+		}
+	}()
+	if o.DockerRegistry != "" && !strings.HasPrefix(o.DockerRegistry, "/") {
+		return nil, fmt.Errorf("--docker_registry %q: registry pulls come with a later release; give a directory of `docker save` tarballs: %w", o.DockerRegistry, errdefs.ErrNotImplemented)
+	}
+	st, err := NewStore(o, logger)
+	if err != nil {
+		return nil, err
+	}
+	backends, defaultBackend, err := buildBackends(o)
+	if err != nil {
+		return nil, err
+	}
+	isolators, err := buildIsolators(o)
+	if err != nil {
+		return nil, err
+	}
+	l, err := launcher.NewLinux(launcher.LinuxOptions{InitPath: o.InitPath, InitArgs: o.InitArgs, RuntimeRoot: o.RuntimeDir, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	id, err := agentID(o.WorkDir)
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("agent starting", zap.String("agent_id", id), zap.String("work_dir", o.WorkDir),
+		zap.String("runtime_dir", o.RuntimeDir), zap.String("backend", defaultBackend), zap.String("isolation", o.Isolation))
+	comp := components{store: st, backends: backends, isolators: isolators, launcher: l}
+	props := actor.PropsFromProducer(func() actor.Actor {
+		return &agentActor{o: o, comp: comp, backend: defaultBackend, id: id, logger: logger}
+	}, actor.WithSupervisor(actor.NewOneForOneStrategy(10, 10*time.Second, actor.DefaultDecider)))
+	pid, err := sys.Root.SpawnNamed(props, "agent")
+	if err != nil {
+		return nil, fmt.Errorf("spawn agent: %w", err)
+	}
+	res, err := sys.Root.RequestFuture(pid, &whoIs{}, 10*time.Second).Result()
+	if err != nil {
+		return nil, fmt.Errorf("agent did not start: %w", err)
+	}
+	p := res.(*pids)
+	a := &Agent{
+		System: sys, PID: pid, Containerizer: p.containerizer, Provisioner: p.provisioner,
+		DockerStore: p.dockerStore, Launcher: p.launcher, Options: o, Backend: defaultBackend, ID: id, logger: logger,
+		locks: locks,
+	}
+	ok = true
+	rec, err := ask.Request[*containerizerv1.RecoverContainersResponse](ctx, sys.Root, a.Containerizer, &containerizerv1.RecoverContainersRequest{}, 10*time.Minute)
+	if err != nil {
+		a.Stop()
+		return nil, fmt.Errorf("agent recovery: %w", err)
+	}
+	if len(rec.GetRecovered()) > 0 || len(rec.GetOrphans()) > 0 {
+		logger.Info("recovered", zap.Int("containers", len(rec.GetRecovered())), zap.Int("orphans_killed", len(rec.GetOrphans())))
+	}
+	return a, nil
+}
+
+// Stop stops the agent's actors. Containers keep running; a new agent on the
+// same directories recovers them.
+func (a *Agent) Stop() {
+	_ = a.System.Root.StopFuture(a.PID).Wait()
+	for _, l := range a.locks {
+		l.Release()
+	}
+	a.locks = nil
+}
+
+// SandboxDir is the sandbox of a container.
+func (a *Agent) SandboxDir(id string) string {
+	return filepath.Join(a.Options.WorkDir, "sandboxes", id)
+}
+
+// agentID is stable across restarts on one work dir.
+func agentID(workDir string) (string, error) {
+	path := filepath.Join(workDir, "agent_id")
+	data, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(data))) > 0 {
+		return strings.TrimSpace(string(data)), nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("agent id: %w", err)
+	}
+	id := newID(16)
+	if err := checkpoint.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// newID returns n random hex digits.
+func newID(n int) string {
+	b := make([]byte, (n+1)/2)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)[:n]
+}
+
+// NewContainerID returns a fresh container id: 12 hex digits, as Docker's
+// short ids.
+func NewContainerID() string { return newID(12) }
+
+func (a *agentActor) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *actor.Started:
+		a.spawnChildren(c)
+	case *whoIs:
+		c.Respond(&a.pids)
+	case *agentv1.RunContainerRequest:
+		a.onRun(c, m)
+	case *agentv1.GetAgentInfoRequest:
+		host, _ := os.Hostname()
+		var iso []string
+		for _, i := range a.comp.isolators {
+			iso = append(iso, i.Name())
+		}
+		ask.Respond(c, &agentv1.GetAgentInfoResponse{AgentId: a.id, Hostname: host, Version: Version, Isolation: iso, Backend: a.backend}, nil)
+	}
+}
+
+// spawnChildren spawns the components, leaves first.
+func (a *agentActor) spawnChildren(c actor.Context) {
+	spawn := func(props *actor.Props, name string) *actor.PID {
+		pid, err := c.SpawnNamed(props, name)
+		if err != nil {
+			panic(fmt.Sprintf("agent: spawn %s: %v", name, err))
+		}
+		return pid
+	}
+	a.pids.dockerStore = spawn(store.Props(a.comp.store), "store-docker")
+	backendPIDs := map[string]*actor.PID{}
+	for name, b := range a.comp.backends {
+		backendPIDs[name] = spawn(backend.Props(b), "backend-"+name)
+	}
+	a.pids.provisioner = spawn(provisioner.Props(provisioner.Options{
+		Root: filepath.Join(a.o.WorkDir, "provisioner"), DefaultBackend: a.backend, Backends: backendPIDs,
+		Stores:      map[typesv1.Image_Type]*actor.PID{typesv1.Image_TYPE_DOCKER: a.pids.dockerStore},
+		Unavailable: backendsNotYet, Logger: a.logger,
+	}), "provisioner")
+	var isoPIDs []*actor.PID
+	var isoNames []string
+	for _, iso := range a.comp.isolators {
+		isoPIDs = append(isoPIDs, spawn(isolator.Props(iso), "isolator-"+strings.ReplaceAll(iso.Name(), "/", "-")))
+		isoNames = append(isoNames, iso.Name())
+	}
+	a.pids.launcher = spawn(launcher.Props(a.comp.launcher), "launcher")
+	a.pids.containerizer = spawn(containerizer.Props(containerizer.Options{
+		RuntimeDir: a.o.RuntimeDir, Provisioner: a.pids.provisioner, Isolators: isoPIDs, IsolatorNames: isoNames,
+		Launcher: a.pids.launcher, DefaultBackend: a.backend, Logger: a.logger,
+	}), "containerizer")
+}
+
+// onRun creates the sandbox and launches the container in it.
+func (a *agentActor) onRun(c actor.Context, m *agentv1.RunContainerRequest) {
+	id := m.GetContainerId()
+	if id.GetValue() == "" {
+		id = &typesv1.ContainerID{Value: NewContainerID()}
+	}
+	sandbox := filepath.Join(a.o.WorkDir, "sandboxes", id.GetValue())
+	config := m.GetConfig()
+	if config == nil {
+		config = &typesv1.ContainerConfig{}
+	}
+	config.Directory = sandbox
+	async.Run(c, time.Minute, func() (interface{}, error) {
+		if !validSandboxName(id.GetValue()) {
+			return nil, fmt.Errorf("container id %q: %w", id.GetValue(), errdefs.ErrInvalidArgument)
+		}
+		if err := os.MkdirAll(filepath.Dir(sandbox), 0o711); err != nil {
+			return nil, err
+		}
+		if err := os.Mkdir(sandbox, 0o750); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return nil, fmt.Errorf("container %s: its sandbox %s exists: %w", id.GetValue(), sandbox, errdefs.ErrAlreadyExists)
+			}
+			return nil, err
+		}
+		return nil, nil
+	}, func(_ interface{}, err error) {
+		if err != nil {
+			ask.Respond(c, nil, err)
+			return
+		}
+		req := &containerizerv1.LaunchContainerRequest{ContainerId: id, Config: config, Backend: m.GetBackend()}
+		ask.Reenter(c, a.pids.containerizer, req, 35*time.Minute, func(r *containerizerv1.LaunchContainerResponse, err error) {
+			ask.Respond(c, &agentv1.RunContainerResponse{ContainerId: id, Sandbox: sandbox, Pid: r.GetPid()}, err)
+		})
+	})
+}
+
+func validSandboxName(id string) bool {
+	if id == "" || id == "." || id == ".." || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,156 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/berthrt/berth/actors/backend"
+	"github.com/berthrt/berth/actors/backend/copyfs"
+	"github.com/berthrt/berth/actors/isolator"
+	"github.com/berthrt/berth/actors/isolator/filesystem"
+	"github.com/berthrt/berth/actors/isolator/namespaces"
+	"github.com/berthrt/berth/actors/isolator/runtime"
+	"github.com/berthrt/berth/actors/provisioner"
+	"github.com/berthrt/berth/process/errdefs"
+	"github.com/berthrt/berth/process/lockfile"
+)
+
+// Defaults, as the CLI documents them.
+const (
+	DefaultWorkDir    = "/var/lib/berth"
+	DefaultRuntimeDir = "/run/berth"
+	// DefaultIsolation is what a container gets unless --isolation says otherwise.
+	DefaultIsolation = "filesystem/linux,docker/runtime,namespaces/pid,namespaces/ipc,namespaces/uts"
+)
+
+// Options configure an agent.
+type Options struct {
+	WorkDir    string
+	RuntimeDir string
+	// Isolation is the isolators by name; "" means DefaultIsolation.
+	Isolation string
+	// Backend is the rootfs backend; "" picks the best one available.
+	Backend string
+	// DockerStoreDir defaults to <work_dir>/store/docker.
+	DockerStoreDir string
+	// DockerRegistry: a directory of `docker save` tarballs when it starts
+	// with "/" (Mesos's ImageTarPuller); registries come with a later release.
+	DockerRegistry string
+	// SandboxDirectory is the sandbox's path inside containers.
+	SandboxDirectory string
+	// InitPath and InitArgs re-exec the container's init (default: this
+	// binary, "init"); tests point them at the test binary.
+	InitPath string
+	InitArgs []string
+	// OnLockBusy, when set, is told the pid of another agent holding the work
+	// or runtime dir, and Start waits for it; nil makes Start fail at once.
+	OnLockBusy func(holder int)
+}
+
+func (o *Options) setDefaults() {
+	if o.WorkDir == "" {
+		o.WorkDir = DefaultWorkDir
+	}
+	if o.RuntimeDir == "" {
+		o.RuntimeDir = DefaultRuntimeDir
+	}
+	if o.Isolation == "" {
+		o.Isolation = DefaultIsolation
+	}
+	if o.DockerStoreDir == "" {
+		o.DockerStoreDir = filepath.Join(o.WorkDir, "store", "docker")
+	}
+}
+
+// isolatorOrder is the fixed order isolators prepare in (Mesos's table
+// order: filesystem first, cleanup in reverse).
+var isolatorOrder = []string{"filesystem/linux", "docker/runtime", "namespaces/ipc", "namespaces/pid", "namespaces/uts"}
+
+// buildIsolators parses --isolation into isolators in the fixed order.
+func buildIsolators(o Options) ([]isolator.Isolator, error) {
+	want := map[string]bool{}
+	for _, name := range strings.Split(o.Isolation, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		if want[name] {
+			return nil, fmt.Errorf("--isolation: %q given twice: %w", name, errdefs.ErrInvalidArgument)
+		}
+		want[name] = true
+	}
+	var out []isolator.Isolator
+	for _, name := range isolatorOrder {
+		if !want[name] {
+			continue
+		}
+		delete(want, name)
+		switch name {
+		case "filesystem/linux":
+			fs, err := filesystem.NewLinux(o.SandboxDirectory)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, fs)
+		case "docker/runtime":
+			out = append(out, runtime.NewDocker())
+		case "namespaces/ipc":
+			out = append(out, namespaces.IPC{})
+		case "namespaces/pid":
+			out = append(out, namespaces.PID{})
+		case "namespaces/uts":
+			out = append(out, namespaces.UTS{})
+		}
+	}
+	for name := range want {
+		return nil, fmt.Errorf("--isolation: unknown isolator %q (known: %s): %w", name, strings.Join(isolatorOrder, ", "), errdefs.ErrInvalidArgument)
+	}
+	return out, nil
+}
+
+// backendsNotYet are Mesos's backends that this version does not build.
+var backendsNotYet = map[string]string{
+	"overlay": "not available in this version of Berth (only \"copy\" is); it comes with the rootfs-backends work",
+	"bind":    "not available in this version of Berth (only \"copy\" is); it comes with the rootfs-backends work",
+	"aufs":    "not available in this version of Berth (only \"copy\" is); it comes with the rootfs-backends work",
+}
+
+// buildBackends returns the available backends and the default one.
+func buildBackends(o Options) (map[string]backend.Backend, string, error) {
+	all := map[string]backend.Backend{"copy": copyfs.New()}
+	name := o.Backend
+	if name == "" {
+		name = "copy"
+	}
+	if _, ok := all[name]; !ok {
+		if why, known := backendsNotYet[name]; known {
+			return nil, "", fmt.Errorf("rootfs backend %q: %s: %w", name, why, errdefs.ErrNotImplemented)
+		}
+		return nil, "", fmt.Errorf("unknown rootfs backend %q (Mesos's are copy, bind, overlay, aufs): %w", name, errdefs.ErrInvalidArgument)
+	}
+	return all, name, nil
+}
+
+// ActiveLayers reads the layers that containers' rootfses were built from,
+// from the provisioner's checkpoints, so that a prune keeps them.
+func ActiveLayers(o Options) ([]string, error) {
+	o.setDefaults()
+	return provisioner.ActiveLayers(filepath.Join(o.WorkDir, "provisioner"))
+}
+
+// LockWorkDir takes the agent lock of the work dir (waiting for a running
+// agent to finish) and returns its release.
+func LockWorkDir(ctx context.Context, o Options, busy func(holder int)) (func(), error) {
+	o.setDefaults()
+	if err := os.MkdirAll(o.WorkDir, 0o711); err != nil {
+		return nil, err
+	}
+	l, err := lockfile.Acquire(ctx, filepath.Join(o.WorkDir, "agent.lock"), busy)
+	if err != nil {
+		return nil, err
+	}
+	return l.Release, nil
+}

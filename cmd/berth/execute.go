@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/berthrt/berth/actors/agent"
+	"github.com/berthrt/berth/actors/ask"
+	"github.com/berthrt/berth/actors/containerizer"
+	"github.com/berthrt/berth/actors/logging"
+	agentv1 "github.com/berthrt/berth/messages/agent/v1"
+	containerizerv1 "github.com/berthrt/berth/messages/containerizer/v1"
+	typesv1 "github.com/berthrt/berth/messages/types/v1"
+	"github.com/berthrt/berth/process/builtin"
+	"github.com/berthrt/berth/process/errdefs"
+)
+
+const executeSynopsis = `berth execute [--image=REF] [--backend=copy] [--work_dir=DIR] [--runtime_dir=DIR]
+       [--env=K=V ...] [--workdir=DIR] [--user=USER] [--name=ID] (--command='shell command' | -- ARGV...)
+
+REF = docker-archive:PATH     a 'docker save' tarball
+    | oci:PATH[:TAG]          an OCI image layout
+    | NAME[:TAG|@DIGEST]      an image in the store (or in --docker_registry=DIR)
+    (none)                    the built-in default image, ` + builtin.Reference + `
+
+The exit status is the container's (128+N when killed by signal N); a failure
+before the command ran exits 125 (126: the command cannot be executed, 127: it
+does not exist in the image), as 'docker run' does.`
+
+// exitLaunchFailed is the status of a failure before the container ran.
+const exitLaunchFailed = containerizer.ExitLaunchFailed
+
+func execute(args []string) int {
+	fs := newFlagSet("execute", executeSynopsis)
+	var af agentFlags
+	af.register(fs)
+	var env listFlag
+	var (
+		agentAddr, image, backend, workdir, user, name, command string
+		keepSandbox                                             bool
+	)
+	fs.StringVar(&agentAddr, "agent", "", "address of a running agent (host:port); none runs an embedded agent")
+	fs.StringVar(&image, "image", "", "image reference (default: the built-in image)")
+	fs.StringVar(&backend, "backend", "", "rootfs backend: copy (overlay, bind and aufs come later)")
+	fs.Var(&env, "env", "environment variable K=V (repeatable)")
+	fs.StringVar(&workdir, "workdir", "", "working directory inside the container")
+	fs.StringVar(&user, "user", "", "user to run as (name, uid or uid:gid); default: the image's")
+	fs.StringVar(&name, "name", "", "container id (default: 12 random hex digits)")
+	fs.StringVar(&command, "command", "", "shell command, run with /bin/sh -c")
+	fs.BoolVar(&keepSandbox, "keep_sandbox", false, "keep the sandbox (stdout, stderr) after the container ends")
+	if err := fs.Parse(normalizeFlags(args)); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.Usage()
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "berth execute: %v\n", err)
+		fs.Usage()
+		return 2
+	}
+	argv := fs.Args()
+	cmd, err := commandInfo(command, argv, env)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "berth execute: %v\n", err)
+		return 2
+	}
+	if agentAddr != "" {
+		fmt.Fprintf(os.Stderr, "berth execute: --agent: talking to a remote agent comes with the agent API work; run without --agent to use an embedded agent\n")
+		return exitLaunchFailed
+	}
+	if image == "" {
+		image = builtin.Reference
+	}
+	config := &typesv1.ContainerConfig{
+		Command: cmd,
+		User:    user,
+		ContainerInfo: &typesv1.ContainerInfo{
+			Image:      &typesv1.Image{Type: typesv1.Image_TYPE_DOCKER, Docker: &typesv1.Image_Docker{Name: image}, Cached: true},
+			WorkingDir: workdir,
+		},
+	}
+	logger, err := af.logger()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "berth execute: %v\n", err)
+		return 2
+	}
+	defer func() { _ = logger.Sync() }()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sys := actor.NewActorSystem(logging.SystemOption(logger))
+	opts := af.options()
+	opts.Backend = backend
+	opts.OnLockBusy = func(pid int) {
+		fmt.Fprintf(os.Stderr, "berth: waiting for another berth (pid %d) to finish with %s and %s\n", pid, opts.WorkDir, opts.RuntimeDir)
+	}
+	ag, err := agent.Start(ctx, sys, opts, logger)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "berth: %v\n", err)
+		return exitLaunchFailed
+	}
+	defer ag.Stop()
+	return runAndWait(ctx, ag, &agentv1.RunContainerRequest{ContainerId: &typesv1.ContainerID{Value: name}, Config: config, Backend: backend}, keepSandbox)
+}
+
+// commandInfo builds the command from --command, argv and --env.
+func commandInfo(command string, argv []string, env []string) (*typesv1.CommandInfo, error) {
+	cmd := &typesv1.CommandInfo{Environment: &typesv1.Environment{}}
+	switch {
+	case command != "" && len(argv) > 0:
+		return nil, fmt.Errorf("give --command or an argv after --, not both")
+	case command != "":
+		cmd.Shell, cmd.Value = true, command
+	case len(argv) > 0:
+		cmd.Arguments = argv
+	}
+	for _, kv := range env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--env %q: want NAME=value", kv)
+		}
+		cmd.Environment.Variables = append(cmd.Environment.Variables, &typesv1.Environment_Variable{Name: k, Value: v})
+	}
+	return cmd, nil
+}
+
+// runAndWait launches the container, streams its stdout and stderr, forwards
+// SIGINT and SIGTERM to it (a second one destroys it), waits for the end and
+// returns the exit status.
+func runAndWait(ctx context.Context, ag *agent.Agent, req *agentv1.RunContainerRequest, keepSandbox bool) int {
+	root := ag.System.Root
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(signals)
+
+	run, err := ask.Request[*agentv1.RunContainerResponse](ctx, root, ag.PID, req, 40*time.Minute)
+	id := req.GetContainerId()
+	if run != nil && run.GetContainerId() != nil {
+		id = run.GetContainerId()
+	}
+	if err != nil && (id.GetValue() == "" || errdefs.IsAlreadyExists(err) || errdefs.IsInvalidArgument(err) && run == nil) {
+		fmt.Fprintf(os.Stderr, "berth: %v\n", err)
+		return exitLaunchFailed
+	}
+	sandbox := ag.SandboxDir(id.GetValue())
+	if !keepSandbox {
+		defer os.RemoveAll(sandbox)
+	}
+	f := startFollow(sandbox)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-done:
+				return
+			case s := <-signals:
+				n++
+				if n == 1 {
+					_, _ = ask.Request[*containerizerv1.KillContainerResponse](ctx, root, ag.Containerizer,
+						&containerizerv1.KillContainerRequest{ContainerId: id, Signal: int32(s.(syscall.Signal))}, 10*time.Second)
+					continue
+				}
+				_, _ = ask.Request[*containerizerv1.DestroyContainerResponse](ctx, root, ag.Containerizer,
+					&containerizerv1.DestroyContainerRequest{ContainerId: id}, time.Minute)
+			}
+		}
+	}()
+	w, werr := ask.Request[*containerizerv1.WaitContainerResponse](ctx, root, ag.Containerizer, &containerizerv1.WaitContainerRequest{ContainerId: id}, ask.Forever)
+	f.stop()
+	if werr != nil {
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "berth: %v\n", err)
+		} else {
+			fmt.Fprintf(os.Stderr, "berth: waiting for container %s: %v\n", id.GetValue(), werr)
+		}
+		return exitLaunchFailed
+	}
+	term := w.GetTermination()
+	switch term.GetReason() {
+	case typesv1.Termination_REASON_COMMAND_EXITED, typesv1.Termination_REASON_UNSPECIFIED:
+	default:
+		msg := term.GetMessage()
+		if msg == "" && err != nil {
+			msg = err.Error()
+		}
+		if msg != "" {
+			fmt.Fprintf(os.Stderr, "berth: container %s: %s\n", id.GetValue(), msg)
+		}
+	}
+	for _, e := range term.GetCleanupErrors() {
+		fmt.Fprintf(os.Stderr, "berth: container %s: cleanup: %s\n", id.GetValue(), e)
+	}
+	return int(term.GetExitCode())
+}
+
+// follower copies the sandbox's stdout and stderr files to ours as they grow.
+type follower struct {
+	stopCh chan struct{}
+	wg     sync.WaitGroup
+}
+
+func startFollow(sandbox string) *follower {
+	f := &follower{stopCh: make(chan struct{})}
+	for _, s := range []struct {
+		name string
+		out  io.Writer
+	}{{"stdout", os.Stdout}, {"stderr", os.Stderr}} {
+		f.wg.Add(1)
+		go func(path string, out io.Writer) {
+			defer f.wg.Done()
+			follow(path, out, f.stopCh)
+		}(sandbox+"/"+s.name, s.out)
+	}
+	return f
+}
+
+// stop copies what is left and waits for the copiers.
+func (f *follower) stop() {
+	close(f.stopCh)
+	f.wg.Wait()
+}
+
+// follow copies path to out until stop, then drains it.
+func follow(path string, out io.Writer, stop <-chan struct{}) {
+	var file *os.File
+	defer func() {
+		if file != nil {
+			file.Close()
+		}
+	}()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		stopping := false
+		select {
+		case <-stop:
+			stopping = true
+		case <-tick.C:
+		}
+		if file == nil {
+			file, _ = os.Open(path)
+		}
+		if file != nil {
+			_, _ = io.Copy(out, file)
+		}
+		if stopping {
+			return
+		}
+	}
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/berthrt/berth/actors/agent"
+	"github.com/berthrt/berth/actors/logging"
+)
+
+// normalizeFlags turns --work-dir into --work_dir so that every flag is
+// accepted with dashes or underscores, as Mesos users expect. Values and
+// arguments after "--" are left alone.
+func normalizeFlags(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if strings.HasPrefix(a, "-") && len(a) > 1 {
+			dashes := 1
+			if strings.HasPrefix(a, "--") {
+				dashes = 2
+			}
+			name, value, hasValue := strings.Cut(a[dashes:], "=")
+			name = strings.ReplaceAll(name, "-", "_")
+			a = a[:dashes] + name
+			if hasValue {
+				a += "=" + value
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// listFlag collects a repeated flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// agentFlags are the flags every command that runs an agent takes.
+type agentFlags struct {
+	workDir, runtimeDir, isolation, dockerStoreDir, dockerRegistry, sandboxDir string
+	logLevel, logFormat                                                        string
+}
+
+func (f *agentFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.workDir, "work_dir", agent.DefaultWorkDir, "directory for images, rootfses and sandboxes")
+	fs.StringVar(&f.runtimeDir, "runtime_dir", agent.DefaultRuntimeDir, "directory for checkpoints of running containers")
+	fs.StringVar(&f.isolation, "isolation", agent.DefaultIsolation, "isolators, comma separated")
+	fs.StringVar(&f.dockerStoreDir, "docker_store_dir", "", "docker store directory (default <work_dir>/store/docker)")
+	fs.StringVar(&f.dockerRegistry, "docker_registry", "", "a directory of `docker save` tarballs named REPO:TAG.tar")
+	fs.StringVar(&f.sandboxDir, "sandbox_directory", "", "the sandbox's path inside containers (default /mnt/berth/sandbox)")
+	fs.StringVar(&f.logLevel, "log_level", "warn", "log level: debug, info, warn, error")
+	fs.StringVar(&f.logFormat, "log_format", "console", "log format: console or json")
+}
+
+func (f *agentFlags) options() agent.Options {
+	return agent.Options{
+		WorkDir: f.workDir, RuntimeDir: f.runtimeDir, Isolation: f.isolation,
+		DockerStoreDir: f.dockerStoreDir, DockerRegistry: f.dockerRegistry, SandboxDirectory: f.sandboxDir,
+	}
+}
+
+func (f *agentFlags) logger() (*zap.Logger, error) {
+	return logging.New(logging.Options{Level: f.logLevel, Format: f.logFormat})
+}
+
+// newFlagSet returns a flag set that prints its usage to stderr.
+func newFlagSet(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fs.SetOutput(os.Stderr)
+		fmt.Fprintf(os.Stderr, "Usage: %s\n\nFlags (also with dashes: --work-dir):\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func version() string { return agent.Version }
