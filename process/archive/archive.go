@@ -1,14 +1,4 @@
-// Package archive extracts image layers (tar, optionally gzip or zstd
-// compressed) safely into a directory, and defines the whiteout names.
 package archive
-
-import (
-	"context"
-	"fmt"
-	"io"
-
-	"github.com/berthrt/berth/process/errdefs"
-)
 
 // Whiteout names, as in the OCI image spec (AUFS form).
 const (
@@ -56,16 +46,4 @@ type Result struct {
 	Size int64
 	// Entries is the number of tar entries applied.
 	Entries int
-}
-
-// Extract reads a tar layer from r (plain, gzip or zstd, detected from the
-// first bytes) and writes it into dir, which must exist and be empty.
-//
-// Hostile input is rejected with an error of class errdefs.ErrInvalidArgument
-// naming the entry: absolute or escaping names, writes through symlinks,
-// hardlinks that leave the layer, malformed whiteouts, disallowed device nodes,
-// truncated or corrupt streams. Limits give errdefs.ErrResourceExhausted.
-// Nothing is ever written outside dir.
-func Extract(ctx context.Context, r io.Reader, dir string, opts Options) (Result, error) {
-	return Result{}, fmt.Errorf("archive: extract: %w", errdefs.ErrNotImplemented)
 }
