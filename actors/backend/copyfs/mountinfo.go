@@ -1,0 +1,63 @@
+package copyfs
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// mountsUnder returns the mount points at or below the directory entry base
+// of the directory open at pfd, as /proc/self/mountinfo lists them. The
+// parent's path comes from /proc/self/fd/<pfd>, so it is the resolved path
+// the kernel reports mounts by.
+//
+// This is the up-front check that lets Destroy refuse before removing
+// anything; the descriptor walk checks mount ids again as it goes.
+func mountsUnder(pfd int, base string) ([]string, error) {
+	parent, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", pfd))
+	if err != nil {
+		return nil, err
+	}
+	root := strings.TrimSuffix(parent, "/") + "/" + base
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		mp := unescapeMountinfo(fields[4])
+		if mp == root || strings.HasPrefix(mp, root+"/") {
+			out = append(out, mp)
+		}
+	}
+	return out, sc.Err()
+}
+
+// unescapeMountinfo decodes the \ooo octal escapes mountinfo uses for
+// space, tab, newline and backslash.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
