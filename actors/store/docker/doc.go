@@ -1,0 +1,86 @@
+// Package docker is the docker image store: Mesos's docker::Store with its
+// MetadataManager, in plain Go (the actor shell is store.Actor). It turns a
+// Docker or OCI image into extracted layer directories, bottom first, kept
+// in a content-addressed cache, and remembers the images it holds.
+//
+// # References
+//
+// Get understands:
+//
+//   - docker-archive:PATH[:NAME[:TAG]] — a `docker save` tarball, read in
+//     place (one indexing pass, then every layer is a section of the file,
+//     extracted in parallel). Through manifest.json when present: that
+//     covers Docker 1.10 to 24 ("<id>/layer.tar", symlinked when repeated)
+//     and Docker 25+ ("blobs/sha256/<hex>") alike, and skopeo's archives;
+//     layers may be plain, gzip or zstd tars. Without manifest.json an
+//     archive holding index.json is read as an OCI layout. Archives of
+//     Docker before 1.10 (no manifest.json) and compressed archives
+//     (docker save | gzip) are refused. NAME picks an image of an archive
+//     holding several. The image is stored under NAME, else its first
+//     RepoTag, else the source string itself.
+//   - oci:PATH[:TAG] — an OCI image layout directory; TAG matches the
+//     annotation org.opencontainers.image.ref.name; without TAG the layout
+//     must list exactly one image. Image indexes (multi-arch) are followed
+//     to linux/runtime.GOARCH. Stored under the containerd name annotation
+//     or a ref name that is a full reference, else the source string.
+//   - Options.BuiltinReference — the built-in image: Options.Builtin builds
+//     its layout in <Dir>/builtin, which is then imported like oci:.
+//   - NAME[:TAG|@DIGEST] — normalised as Docker does (busybox is
+//     docker.io/library/busybox:latest) and looked up in the store. When it
+//     is not there (or cached is false) and Options.TarballDir is set, it is
+//     imported from the first of TarballDir/<NAME as typed>.tar,
+//     <familiar NAME:TAG>.tar, <canonical NAME:TAG>.tar that exists
+//     (Mesos's naming: "busybox:latest.tar"). Otherwise an image already
+//     stored is re-read from its archive or layout when that still exists,
+//     or served as stored. Anything else is errdefs.ErrNotFound: registry
+//     pulls come in a later release.
+//
+// Get with cached=true returns a stored image whose layers are all in the
+// cache without reading its source; cached=false reads the source again
+// (layers already cached are not extracted again).
+//
+// Errors: a missing archive, layout or tarball is errdefs.ErrNotFound naming
+// the path. A malformed index, manifest or config, a missing blob, a blob
+// whose sha256 is not its digest, a layer whose diff id is not the config's,
+// or an unsupported media type is errdefs.ErrInvalidArgument naming what is
+// wrong. Every blob read is verified against its digest where the source
+// gives one (OCI blobs, "blobs/sha256/<hex>" and "<hex>.json" members);
+// every layer against its diff id.
+//
+// # On disk
+//
+//	<Dir>/storedImages                   the image metadata (storev1.StoredImages),
+//	                                     rewritten atomically after every change
+//	<Dir>/layers/sha256:<hex>/rootfs     an extracted layer, named by its diff id,
+//	                                     whiteouts in AUFS form (".wh." files)
+//	<Dir>/layers/sha256:<hex>/size       its unpacked size in bytes
+//	<Dir>/staging/layer-<random>/        an extraction in progress
+//	<Dir>/staging/gc-<random>/           a layer being deleted by Prune
+//	<Dir>/builtin/                       the built-in image's OCI layout
+//
+// Layer cache directories depend on the whiteout form only when it is not
+// AUFS: an overlay-form copy of a layer will live beside the AUFS one as
+// layers/<id>/rootfs.overlay (Mesos's layout). Today every backend gets the
+// AUFS form; see whiteoutFormat.
+//
+// A layer is extracted once: into <Dir>/staging/layer-<random>/rootfs, then
+// checked (blob digest, diff id), flushed (syncfs) and renamed to
+// layers/<id> in one step. If another extraction of the same layer won the
+// race, ours is discarded. A failed extraction leaves nothing behind in
+// staging or layers. The layers of one image are extracted in parallel, four
+// at a time; concurrent Gets of one image are coalesced into one import, and
+// concurrent imports needing one layer into one extraction. An import is
+// cancelled only when every caller waiting for it has given up.
+//
+// Extraction chowns entries to their owners when the store runs as root
+// and keeps the caller's ownership otherwise (rootless use).
+//
+// # Recovery and pruning
+//
+// Recover loads the metadata (a corrupt file is logged, moved aside as
+// storedImages.corrupt-<unix time>, and the store starts empty), drops the
+// images with a missing layer directory and empties staging. Prune forgets
+// every image not excluded, then deletes (renamed into staging first, so
+// the removal is atomic) every layer that no remaining image uses and that
+// is not active. Prune and Recover wait for imports in flight.
+package docker

@@ -1,0 +1,198 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berthrt/berth/process/errdefs"
+)
+
+func TestParseNamed(t *testing.T) {
+	digest := "sha256:" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	for _, tc := range []struct {
+		in, want, familiar string
+	}{
+		{"busybox", "docker.io/library/busybox:latest", "busybox:latest"},
+		{"busybox:1.36", "docker.io/library/busybox:1.36", "busybox:1.36"},
+		{"library/busybox", "docker.io/library/busybox:latest", "busybox:latest"},
+		{"docker.io/busybox", "docker.io/library/busybox:latest", "busybox:latest"},
+		{"index.docker.io/library/busybox:x", "docker.io/library/busybox:x", "busybox:x"},
+		{"berth/test", "docker.io/berth/test:latest", "berth/test:latest"},
+		{"quay.io/coreos/etcd:v3.5", "quay.io/coreos/etcd:v3.5", "quay.io/coreos/etcd:v3.5"},
+		{"localhost/berth/default:latest", "localhost/berth/default:latest", "localhost/berth/default:latest"},
+		{"localhost:5000/a", "localhost:5000/a:latest", "localhost:5000/a:latest"},
+		{"registry.io:80/library/busybox@" + digest, "registry.io:80/library/busybox@" + digest, "registry.io:80/library/busybox@" + digest},
+		{"busybox@" + digest, "docker.io/library/busybox@" + digest, "busybox@" + digest},
+		{"busybox:1@" + digest, "docker.io/library/busybox:1@" + digest, "busybox:1@" + digest},
+		{"a/b/c/d", "docker.io/a/b/c/d:latest", "a/b/c/d:latest"},
+		{"my_image__x-y.z", "docker.io/library/my_image__x-y.z:latest", "my_image__x-y.z:latest"},
+		{"Registry/x", "Registry/x:latest", "Registry/x:latest"},
+	} {
+		n, err := parseNamed(tc.in)
+		if err != nil {
+			t.Errorf("parseNamed(%q): %v", tc.in, err)
+			continue
+		}
+		if n.String() != tc.want || n.familiar() != tc.familiar {
+			t.Errorf("parseNamed(%q) = %s (familiar %s), want %s (%s)", tc.in, n, n.familiar(), tc.want, tc.familiar)
+		}
+	}
+	for _, bad := range []string{"", "Busybox", "busybox:", "busybox@sha256:12", "a//b", "-a", "a:b:c", "busybox:tag with space", ":tag", "a/B"} {
+		if _, err := parseNamed(bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("parseNamed(%q) = %v, want ErrInvalidArgument", bad, err)
+		}
+	}
+}
+
+func TestParseRequest(t *testing.T) {
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "busybox:latest.tar")
+	if err := os.WriteFile(archive, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	layout := filepath.Join(dir, "lay:out")
+	if err := os.Mkdir(layout, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := &Store{o: Options{Builtin: func(context.Context, string) (string, error) { return "", nil }, BuiltinReference: "localhost/berth/default:latest"}}
+	for _, tc := range []struct {
+		in   string
+		want request
+	}{
+		{"docker-archive:" + archive, request{kind: kindArchive, path: archive, source: "docker-archive:" + archive}},
+		{"docker-archive:" + archive + ":berth/x", request{kind: kindArchive, path: archive, source: "docker-archive:" + archive + ":docker.io/berth/x:latest"}},
+		{"oci:" + layout, request{kind: kindOCI, path: layout, source: "oci:" + layout}},
+		{"oci:" + layout + ":v1", request{kind: kindOCI, path: layout, tag: "v1", source: "oci:" + layout + ":v1"}},
+		{"localhost/berth/default", request{kind: kindBuiltin, source: "builtin", reference: "localhost/berth/default:latest"}},
+		{"busybox", request{kind: kindName, reference: "docker.io/library/busybox:latest", typed: "busybox"}},
+		{"docker://busybox", request{kind: kindName, reference: "docker.io/library/busybox:latest", typed: "docker://busybox"}},
+	} {
+		got, err := s.parseRequest(tc.in)
+		if err != nil {
+			t.Errorf("parseRequest(%q): %v", tc.in, err)
+			continue
+		}
+		got.want = nil
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("parseRequest(%q) = %+v, want %+v", tc.in, got, tc.want)
+		}
+	}
+	for in, class := range map[string]error{
+		"docker-archive:" + dir + "/none.tar": errdefs.ErrNotFound,
+		"oci:" + dir + "/none":                errdefs.ErrNotFound,
+		"oci:" + dir + "/none:tag":            errdefs.ErrNotFound,
+		"docker-archive:":                     errdefs.ErrInvalidArgument,
+		"":                                    errdefs.ErrInvalidArgument,
+		"Not/A/Name":                          errdefs.ErrInvalidArgument,
+	} {
+		if _, err := s.parseRequest(in); !errors.Is(err, class) {
+			t.Errorf("parseRequest(%q) = %v, want %v", in, err, class)
+		}
+	}
+}
+
+func TestTarballCandidates(t *testing.T) {
+	for _, tc := range []struct {
+		typed string
+		want  []string
+	}{
+		{"busybox", []string{"/t/busybox.tar", "/t/busybox:latest.tar", "/t/docker.io/library/busybox:latest.tar"}},
+		{"busybox:latest", []string{"/t/busybox:latest.tar", "/t/docker.io/library/busybox:latest.tar"}},
+		{"quay.io/a/b:v1", []string{"/t/quay.io/a/b:v1.tar"}},
+	} {
+		n, err := parseNamed(tc.typed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tarballCandidates("/t", tc.typed, n); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("tarballCandidates(%q) = %v, want %v", tc.typed, got, tc.want)
+		}
+	}
+}
+
+// TestFlightsCoalesceAndCancel: callers of one key share one run; the run
+// goes on while any caller waits and is cancelled when all have left.
+func TestFlightsCoalesceAndCancel(t *testing.T) {
+	var f flights
+	var runs int
+	var mu sync.Mutex
+	started := make(chan context.Context, 4)
+	release := make(chan struct{})
+	fn := func(ctx context.Context) (any, error) {
+		mu.Lock()
+		runs++
+		mu.Unlock()
+		started <- ctx
+		select {
+		case <-release:
+			return "done", nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	res1 := make(chan error, 1)
+	go func() { _, err := f.do(ctx1, "k", fn); res1 <- err }()
+	runCtx := <-started
+	res2 := make(chan any, 1)
+	go func() { v, _ := f.do(context.Background(), "k", fn); res2 <- v }()
+	waitWaiters(t, &f, "k", 2)
+	cancel1()
+	if err := <-res1; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled caller got %v", err)
+	}
+	if runCtx.Err() != nil {
+		t.Fatal("the run was cancelled while a caller still waits")
+	}
+	close(release)
+	if v := <-res2; v != "done" {
+		t.Fatalf("second caller got %v", v)
+	}
+	if runs != 1 {
+		t.Fatalf("%d runs, want 1", runs)
+	}
+
+	// All callers gone: the run is cancelled.
+	ctx3, cancel3 := context.WithCancel(context.Background())
+	res3 := make(chan error, 1)
+	go func() {
+		_, err := f.do(ctx3, "k2", func(ctx context.Context) (any, error) {
+			started <- ctx
+			<-ctx.Done()
+			return nil, ctx.Err()
+		})
+		res3 <- err
+	}()
+	runCtx = <-started
+	cancel3()
+	<-res3
+	select {
+	case <-runCtx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the run was not cancelled when every caller left")
+	}
+}
+
+func waitWaiters(t *testing.T, f *flights, key string, n int) {
+	t.Helper()
+	for i := 0; i < 1000; i++ {
+		f.mu.Lock()
+		r := f.runs[key]
+		got := 0
+		if r != nil {
+			got = r.waiters
+		}
+		f.mu.Unlock()
+		if got == n {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("never %d waiters", n)
+}
