@@ -8,6 +8,7 @@ package actortest
 import (
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,4 +105,21 @@ func (p *Probe) ExpectNone(t testing.TB, d time.Duration) {
 		t.Fatalf("probe: unexpected message %T %v", m, m)
 	case <-time.After(d):
 	}
+}
+
+// MountsBelow lists the mount points of this process's mount namespace
+// at or below dir, so that a test can show it left nothing mounted.
+func MountsBelow(t testing.TB, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			out = append(out, f[4])
+		}
+	}
+	return out
 }
