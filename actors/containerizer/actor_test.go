@@ -2,6 +2,8 @@ package containerizer_test
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -227,7 +229,7 @@ func TestActorLaunchRunExit(t *testing.T) {
 		t.Fatalf("termination %v", term)
 	}
 	equal(t, w.events(), []string{"provision", "prepare a", "prepare b", "fork /bin/sh", "isolate a", "isolate b", "exec", "cleanup b", "cleanup a", "destroy-rootfs"})
-	if _, err := os.Stat(filepath.Join(w.runtime, "containers", "c1")); !os.IsNotExist(err) { //nolint:forbidigo // test
+	if _, err := os.Stat(filepath.Join(w.runtime, "containers", "c1")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("runtime dir left: %v", err)
 	}
 	// A late wait still gets the termination; the id may be reused.
@@ -342,7 +344,7 @@ func TestActorRecoversCheckpointedContainer(t *testing.T) {
 	if err != nil || len(r.GetRecovered()) != 1 || r.GetRecovered()[0].GetValue() != "old" {
 		t.Fatalf("recover: %v %v", r, err)
 	}
-	if _, err := os.Stat(filepath.Join(w.runtime, "containers", "unforked")); !os.IsNotExist(err) { //nolint:forbidigo // test
+	if _, err := os.Stat(filepath.Join(w.runtime, "containers", "unforked")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("unforked leftovers kept: %v", err)
 	}
 	deadline := time.Now().Add(5 * time.Second)

@@ -357,6 +357,11 @@ func nextLaunching(c Container, ev Event) (Container, []Effect, error) {
 			return failLaunch(c, StepExec, fmt.Errorf("starting the command failed: %w", e.Err))
 		}
 		c.State, c.LaunchAnswered, c.Started = Running, true, true
+		if c.Exited {
+			// The command already ran and exited.
+			c, effects, err := beginDestroy(c, typesv1.Termination_REASON_COMMAND_EXITED, "", nil, nil)
+			return c, append([]Effect{DoAnswerLaunch{}}, effects...), err
+		}
 		return c, []Effect{DoAnswerLaunch{}}, nil
 	}
 	return illegal()
@@ -388,14 +393,21 @@ func exited(c Container, e EvExited) (Container, []Effect, error) {
 		return c, nil, &TransitionError{State: c.State, Step: c.InFlight, Event: e.event()}
 	}
 	c.Exited, c.Exit = true, e.Exit
-	switch {
-	case c.State == Destroying:
+	switch c.State {
+	case Destroying:
 		if c.InFlight == StepAwaitExit {
 			return cleanup(c)
 		}
 		return c, nil, nil // the destroy step in flight continues
-	case c.State == Running:
+	case Running:
 		return beginDestroy(c, typesv1.Termination_REASON_COMMAND_EXITED, "", nil, nil)
+	case Fetching:
+		if c.InFlight == StepExec {
+			// A short command can run and exit before the launcher's answer
+			// to the release arrives: the answer decides what the exit means.
+			return c, nil, nil
+		}
+		fallthrough
 	default:
 		// The init died before the command was released: a launch failure.
 		err := fmt.Errorf("the container's init exited during %s: %s: %w", c.State, describeExit(e.Exit), errdefs.ErrInternal)

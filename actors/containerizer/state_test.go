@@ -113,7 +113,7 @@ func TestLaunchStepFailures(t *testing.T) {
 			"fork|watch-exit,isolate|fetch|exec|answer-launch,kill||remove-runtime|complete", 126, typesv1.Code_CODE_PERMISSION_DENIED},
 		// The init dies before the exec report arrives: the exec's precise error wins.
 		{"init dies before exec report", []Event{EvLaunch{Isolators: 0}, EvForked{}, EvIsolated{}, EvFetched{}, EvExited{Exit: exit0}, EvExeced{Err: notFound}, EvRuntimeRemoved{}},
-			"fork|watch-exit,isolate|fetch|exec|answer-launch|remove-runtime|complete", 127, typesv1.Code_CODE_NOT_FOUND},
+			"fork|watch-exit,isolate|fetch|exec||answer-launch,remove-runtime|complete", 127, typesv1.Code_CODE_NOT_FOUND},
 		{"init dies while isolating", []Event{EvLaunch{Isolators: 1}, EvPrepared{}, EvForked{}, EvExited{Exit: exit0}, EvIsolated{}, EvCleanedUp{}, EvRuntimeRemoved{}},
 			"prepare|fork|watch-exit,isolate|answer-launch|cleanup|remove-runtime|complete", 125, typesv1.Code_CODE_INTERNAL},
 	}
@@ -297,5 +297,28 @@ func TestEveryStateHandlesDestroyAndLimitation(t *testing.T) {
 		if !seen[s] {
 			t.Errorf("state %s not reached", s)
 		}
+	}
+}
+
+// A short command can exit before the launcher's answer to the release
+// arrives: the exit waits for the answer, then ends the container as a
+// normal exit (not as an init that died during launch).
+func TestExitBeforeExecAnswer(t *testing.T) {
+	t.Parallel()
+	c, _ := drive(t, Container{}, EvLaunch{HasImage: true, Isolators: 1},
+		EvProvisioned{}, EvPrepared{Index: 0}, EvForked{}, EvIsolated{}, EvFetched{})
+	c, effects := drive(t, c, EvExited{Exit: exit42}, EvExeced{}, EvCleanedUp{}, EvRootfsDestroyed{}, EvRuntimeRemoved{})
+	if want := "|answer-launch,cleanup|destroy-rootfs|remove-runtime|complete"; effects != want {
+		t.Fatalf("effects\n got %s\nwant %s", effects, want)
+	}
+	term := termination(c)
+	if term.GetReason() != typesv1.Termination_REASON_COMMAND_EXITED || term.GetExitCode() != 42 {
+		t.Fatalf("termination %v", term)
+	}
+	// The same exit with a failed release is a launch failure.
+	c, _ = drive(t, Container{}, EvLaunch{Isolators: 0}, EvForked{}, EvIsolated{}, EvFetched{})
+	c, _ = drive(t, c, EvExited{Exit: exit0}, EvExeced{Err: fmt.Errorf("nope: %w", errdefs.ErrNotFound)}, EvRuntimeRemoved{})
+	if term := termination(c); term.GetExitCode() != 127 {
+		t.Fatalf("termination %v, want exit 127", term)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -45,6 +46,8 @@ func execute(args []string) int {
 	fs := newFlagSet("execute", executeSynopsis)
 	var af agentFlags
 	af.register(fs)
+	var rf remoteFlags
+	rf.register(fs)
 	var env listFlag
 	var (
 		agentAddr, image, backend, workdir, user, name, command string
@@ -74,10 +77,6 @@ func execute(args []string) int {
 		fmt.Fprintf(os.Stderr, "berth execute: %v\n", err)
 		return 2
 	}
-	if agentAddr != "" {
-		fmt.Fprintf(os.Stderr, "berth execute: --agent: talking to a remote agent comes with the agent API work; run without --agent to use an embedded agent\n")
-		return exitLaunchFailed
-	}
 	if image == "" {
 		image = builtin.Reference
 	}
@@ -89,15 +88,30 @@ func execute(args []string) int {
 			WorkingDir: workdir,
 		},
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if name == "" {
+		// Named here, not by the agent, so that a failed launch can still be
+		// waited for: its termination carries the precise error and exit code.
+		name = agent.NewContainerID()
+	}
+	req := &agentv1.RunContainerRequest{ContainerId: &typesv1.ContainerID{Value: name}, Config: config, Backend: backend}
+	if agentAddr != "" {
+		sys, stop, err := dialAgent(agentAddr, rf)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "berth: %v\n", err)
+			return exitLaunchFailed
+		}
+		defer stop()
+		t := target{root: sys.Root, agent: agent.AgentPID(agentAddr), containerizer: agent.ContainerizerPID(agentAddr)}
+		return runAndWait(ctx, t, req, keepSandbox)
+	}
 	logger, err := af.logger()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "berth execute: %v\n", err)
 		return 2
 	}
 	defer func() { _ = logger.Sync() }()
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	sys := actor.NewActorSystem(logging.SystemOption(logger))
 	opts := af.options()
 	opts.Backend = backend
@@ -110,7 +124,16 @@ func execute(args []string) int {
 		return exitLaunchFailed
 	}
 	defer ag.Stop()
-	return runAndWait(ctx, ag, &agentv1.RunContainerRequest{ContainerId: &typesv1.ContainerID{Value: name}, Config: config, Backend: backend}, keepSandbox)
+	return runAndWait(ctx, target{root: sys.Root, agent: ag.PID, containerizer: ag.Containerizer, workDir: opts.WorkDir}, req, keepSandbox)
+}
+
+// target is the agent a command talks to, embedded or remote.
+type target struct {
+	root          *actor.RootContext
+	agent         *actor.PID
+	containerizer *actor.PID
+	// workDir names the sandbox when the launch failed before answering.
+	workDir string
 }
 
 // commandInfo builds the command from --command, argv and --env.
@@ -137,26 +160,40 @@ func commandInfo(command string, argv []string, env []string) (*typesv1.CommandI
 // runAndWait launches the container, streams its stdout and stderr, forwards
 // SIGINT and SIGTERM to it (a second one destroys it), waits for the end and
 // returns the exit status.
-func runAndWait(ctx context.Context, ag *agent.Agent, req *agentv1.RunContainerRequest, keepSandbox bool) int {
-	root := ag.System.Root
+func runAndWait(ctx context.Context, ag target, req *agentv1.RunContainerRequest, keepSandbox bool) int {
+	root := ag.root
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(signals)
 
-	run, err := ask.Request[*agentv1.RunContainerResponse](ctx, root, ag.PID, req, 40*time.Minute)
+	run, err := ask.Request[*agentv1.RunContainerResponse](ctx, root, ag.agent, req, 40*time.Minute)
 	id := req.GetContainerId()
 	if run != nil && run.GetContainerId() != nil {
 		id = run.GetContainerId()
 	}
-	if err != nil && (id.GetValue() == "" || errdefs.IsAlreadyExists(err) || errdefs.IsInvalidArgument(err) && run == nil) {
+	if err != nil && (errdefs.IsAlreadyExists(err) || errdefs.IsUnavailable(err) || errdefs.IsDeadlineExceeded(err)) {
+		// The container is someone else's, or the agent cannot be reached.
 		fmt.Fprintf(os.Stderr, "berth: %v\n", err)
 		return exitLaunchFailed
 	}
-	sandbox := ag.SandboxDir(id.GetValue())
-	if !keepSandbox {
-		defer os.RemoveAll(sandbox)
+	// The sandbox is followed, and removed at the end, when it is on this
+	// host (always for an embedded agent; for a remote one on the same host).
+	sandbox := run.GetSandbox()
+	if sandbox == "" && ag.workDir != "" {
+		sandbox = filepath.Join(ag.workDir, "sandboxes", id.GetValue())
 	}
-	f := startFollow(sandbox)
+	local := false
+	if sandbox != "" {
+		if _, serr := os.Stat(sandbox); serr == nil {
+			local = true
+		} else if run != nil {
+			fmt.Fprintf(os.Stderr, "berth: container %s: its output is in %s on the agent's host\n", id.GetValue(), sandbox)
+		}
+	}
+	if local && !keepSandbox {
+		defer func() { _ = os.RemoveAll(sandbox) }()
+	}
+	f := startFollow(sandbox, local)
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -168,16 +205,16 @@ func runAndWait(ctx context.Context, ag *agent.Agent, req *agentv1.RunContainerR
 			case s := <-signals:
 				n++
 				if n == 1 {
-					_, _ = ask.Request[*containerizerv1.KillContainerResponse](ctx, root, ag.Containerizer,
+					_, _ = ask.Request[*containerizerv1.KillContainerResponse](ctx, root, ag.containerizer,
 						&containerizerv1.KillContainerRequest{ContainerId: id, Signal: int32(s.(syscall.Signal))}, 10*time.Second)
 					continue
 				}
-				_, _ = ask.Request[*containerizerv1.DestroyContainerResponse](ctx, root, ag.Containerizer,
+				_, _ = ask.Request[*containerizerv1.DestroyContainerResponse](ctx, root, ag.containerizer,
 					&containerizerv1.DestroyContainerRequest{ContainerId: id}, time.Minute)
 			}
 		}
 	}()
-	w, werr := ask.Request[*containerizerv1.WaitContainerResponse](ctx, root, ag.Containerizer, &containerizerv1.WaitContainerRequest{ContainerId: id}, ask.Forever)
+	w, werr := ask.Request[*containerizerv1.WaitContainerResponse](ctx, root, ag.containerizer, &containerizerv1.WaitContainerRequest{ContainerId: id}, ask.Forever)
 	f.stop()
 	if werr != nil {
 		if err != nil {
@@ -211,8 +248,11 @@ type follower struct {
 	wg     sync.WaitGroup
 }
 
-func startFollow(sandbox string) *follower {
+func startFollow(sandbox string, local bool) *follower {
 	f := &follower{stopCh: make(chan struct{})}
+	if !local {
+		return f
+	}
 	for _, s := range []struct {
 		name string
 		out  io.Writer

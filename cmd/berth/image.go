@@ -13,7 +13,10 @@ import (
 	"github.com/berthrt/berth/actors/agent"
 )
 
-const imageSynopsis = `berth image ls | rm REF | prune  [--work_dir=DIR] [--docker_store_dir=DIR]`
+const imageSynopsis = `berth image ls | pull REF | rm REF | prune  [--work_dir=DIR] [--docker_store_dir=DIR]
+
+pull imports REF into the store: docker-archive:PATH, oci:PATH[:TAG], or a
+name found in --docker_registry=DIR (registry pulls come with a later release).`
 
 func image(args []string) int {
 	if len(args) == 0 {
@@ -37,6 +40,20 @@ func image(args []string) int {
 		fmt.Fprintf(os.Stderr, "berth image: %v\n", err)
 		return 2
 	}
+	if sub != "ls" && sub != "list" {
+		// Only one process may change the store at a time; an agent holds
+		// the work dir's lock while it runs.
+		lctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		release, err := agent.LockWorkDir(lctx, af.options(), func(pid int) {
+			fmt.Fprintf(os.Stderr, "berth: waiting for the agent (pid %d) that uses %s\n", pid, af.workDir)
+		})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "berth: %v\n", err)
+			return 1
+		}
+		defer release()
+	}
 	st, err := agent.NewStore(af.options(), logger)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "berth: %v\n", err)
@@ -55,16 +72,32 @@ func image(args []string) int {
 			return 1
 		}
 		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "REFERENCE\tDIGEST\tLAYERS\tSIZE\tSOURCE")
+		_, _ = fmt.Fprintln(tw, "REFERENCE\tDIGEST\tLAYERS\tSIZE\tSOURCE")
 		for _, i := range imgs {
 			digest := i.Digest
 			if len(digest) > 19 {
 				digest = digest[:19]
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", i.Reference, digest, len(i.LayerIDs), humanSize(i.Size), i.Source)
+			_, _ = fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", i.Reference, digest, len(i.LayerIDs), humanSize(i.Size), i.Source)
 		}
 		_ = tw.Flush()
 		return 0
+	case "pull", "import":
+		if fs.NArg() == 0 {
+			fmt.Fprintf(os.Stderr, "berth image pull: give an image reference\n")
+			return 2
+		}
+		status := 0
+		for _, ref := range fs.Args() {
+			img, err := st.Get(ctx, ref, "", false)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "berth: %v\n", err)
+				status = 1
+				continue
+			}
+			fmt.Printf("%s %s (%d layers, %s)\n", img.Reference, img.Digest, len(img.LayerIDs), humanSize(img.Size))
+		}
+		return status
 	case "rm", "remove":
 		if fs.NArg() == 0 {
 			fmt.Fprintf(os.Stderr, "berth image rm: give an image reference\n")
@@ -81,18 +114,7 @@ func image(args []string) int {
 		}
 		return status
 	case "prune":
-		// The store prunes only what no container uses: an agent holding the
-		// work dir may be running containers, so take its lock first.
-		lctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		release, err := agent.LockWorkDir(lctx, af.options(), func(pid int) {
-			fmt.Fprintf(os.Stderr, "berth: waiting for the agent (pid %d) that uses %s\n", pid, af.workDir)
-		})
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "berth: %v\n", err)
-			return 1
-		}
-		defer release()
+		// Keep every layer a container's rootfs was built from.
 		active, err := agent.ActiveLayers(af.options())
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "berth: %v\n", err)

@@ -1,6 +1,8 @@
 // Command berth is the Berth container agent and its CLI.
 //
 //	berth execute [flags] (--command='shell command' | -- ARGV...)
+//	berth agent --listen=HOST:PORT
+//	berth ps|wait|kill|destroy --agent=HOST:PORT [ID...]
 //	berth image ls|rm|prune
 //	berth version
 //
@@ -28,6 +30,10 @@ const usage = `berth: a container agent (the Mesos containerizer, in Go)
 Usage:
   berth execute [flags] (--command='shell command' | -- ARGV...)
                            run a command in a container and print its output
+  berth agent --listen=HOST:PORT
+                           run an agent that serves the agent API
+  berth ps|wait|kill|destroy --agent=HOST:PORT [ID...]
+                           list, wait for, signal or destroy an agent's containers
   berth image ls           list the images in the store
   berth image rm REF       remove an image (its layers go at the next prune)
   berth image prune        remove images and layers no container uses
@@ -47,6 +53,10 @@ func run(args []string) int {
 		return execute(args[1:])
 	case "image":
 		return image(args[1:])
+	case "agent":
+		return agentMain(args[1:])
+	case "ps", "wait", "kill", "destroy":
+		return containersCmd(args[0], args[1:])
 	case "version", "--version":
 		fmt.Println("berth", version())
 		return 0
