@@ -108,7 +108,9 @@ func dialAgent(addr string, rf remoteFlags) (*actor.ActorSystem, func(), error) 
 		local = c.LocalAddr().(*net.UDPAddr).IP.String()
 		_ = c.Close()
 	}
-	logger, _ := logging.New(logging.Options{Level: "error"})
+	// The CLI reports a lost agent itself; protoactor's endpoint errors
+	// (with stack traces) would only add noise.
+	logger, _ := logging.New(logging.Options{Level: "fatal"})
 	sys := actor.NewActorSystem(logging.SystemOption(logger))
 	opts := rf.options(net.JoinHostPort(local, "0"))
 	if opts.CertFile == "" && local == "127.0.0.1" {

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/berthrt/berth/actors/actortest"
 	"github.com/berthrt/berth/fixtures/images"
@@ -214,5 +217,117 @@ func TestE2EExecuteArchiveAndLayout(t *testing.T) {
 	out, errOut, code = h.execute(t, "--image=berth/e2e:v1", "--", "cat", "/etc/passwd")
 	if code != 0 || !strings.Contains(out, "root:") {
 		t.Errorf("stored image by name: exit %d, output %q; stderr:\n%s", code, out, errOut)
+	}
+}
+
+// TestE2EExecuteForwardsSignals: SIGTERM to `berth execute` reaches the
+// container's command, and berth exits with its status; nothing is left.
+func TestE2EExecuteForwardsSignals(t *testing.T) {
+	h := newHost(t)
+	if _, errOut, code := h.execute(t, "--command=true"); code != 0 {
+		t.Fatalf("built-in image: exit %d: %s", code, errOut)
+	}
+	cmd := exec.Command(berthBin, "execute", "--work_dir="+h.work, "--runtime_dir="+h.runtime, "--name=sig",
+		`--command=trap 'echo got TERM; exit 9' TERM; echo ready; while :; do sleep 0.05; done`)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := filepath.Join(h.work, "sandboxes", "sig", "stdout")
+	for i := 0; ; i++ {
+		if b, _ := os.ReadFile(ready); strings.Contains(string(b), "ready") {
+			break
+		}
+		if i > 3000 {
+			_ = cmd.Process.Kill()
+			t.Fatalf("the container never became ready; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 9 || !strings.Contains(stdout.String(), "got TERM") {
+		t.Fatalf("berth execute = %v, output %q, stderr:\n%s; want exit 9 after the trap ran", err, stdout.String(), stderr.String())
+	}
+}
+
+// startAgent runs `berth agent` on a free loopback port until the test ends
+// or stop is called; stop kills it with SIGKILL, as a crash would.
+func (h *host) startAgent(t *testing.T, addr string) (stop func()) {
+	t.Helper()
+	cmd := exec.Command(berthBin, "agent", "--work_dir="+h.work, "--runtime_dir="+h.runtime, "--listen="+addr, "--plaintext_loopback")
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	stop = func() {
+		_ = cmd.Process.Kill()
+		<-done
+	}
+	t.Cleanup(stop)
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			_ = c.Close()
+			return stop
+		}
+		if i > 500 {
+			t.Fatalf("the agent never listened on %s:\n%s", addr, logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestE2EAgentCrashKeepsContainers: an agent killed with SIGKILL leaves its
+// container running; the next agent recovers it, and the client that
+// launched it still gets its exit code.
+func TestE2EAgentCrashKeepsContainers(t *testing.T) {
+	h := newHost(t)
+	addr := freeAddr(t)
+	stop := h.startAgent(t, addr)
+	remote := []string{"--agent=" + addr, "--plaintext_loopback"}
+	client := exec.Command(berthBin, append([]string{"execute", "--name=survivor", "--command=sleep 4; echo done; exit 4"}, remote...)...)
+	var stdout, stderr bytes.Buffer
+	client.Stdout, client.Stderr = &stdout, &stderr
+	if err := client.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		out, _ := exec.Command(berthBin, append([]string{"ps"}, remote...)...).CombinedOutput()
+		if strings.Contains(string(out), "survivor") && strings.Contains(string(out), "RUNNING") {
+			break
+		}
+		if i > 300 {
+			t.Fatalf("the container never ran:\n%s\n%s", out, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	h.startAgent(t, addr)
+	out, err := exec.Command(berthBin, append([]string{"ps"}, remote...)...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "survivor") {
+		t.Errorf("berth ps after the restart: %v\n%s", err, out)
+	}
+	err = client.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 4 || !strings.Contains(stdout.String(), "done") {
+		t.Fatalf("client = %v, output %q; stderr:\n%s; want exit 4", err, stdout.String(), stderr.String())
 	}
 }

@@ -214,7 +214,7 @@ func runAndWait(ctx context.Context, ag target, req *agentv1.RunContainerRequest
 			}
 		}
 	}()
-	w, werr := ask.Request[*containerizerv1.WaitContainerResponse](ctx, root, ag.containerizer, &containerizerv1.WaitContainerRequest{ContainerId: id}, ask.Forever)
+	w, werr := waitContainer(ctx, ag, id)
 	f.stop()
 	if werr != nil {
 		if err != nil {
@@ -240,6 +240,47 @@ func runAndWait(ctx context.Context, ag target, req *agentv1.RunContainerRequest
 		fmt.Fprintf(os.Stderr, "berth: container %s: cleanup: %s\n", id.GetValue(), e)
 	}
 	return int(term.GetExitCode())
+}
+
+// remoteWaitSlice is how long one wait on a remote agent lasts before it is
+// asked again: a restarted agent recovers the container and answers the
+// next wait, so `berth execute --agent` survives agent restarts.
+const remoteWaitSlice = 5 * time.Second
+
+// waitContainer waits for the container's termination. An embedded agent
+// answers one wait; a remote one may go away and come back, so the wait is
+// repeated, and the user is told once while the agent is unreachable.
+func waitContainer(ctx context.Context, ag target, id *typesv1.ContainerID) (*containerizerv1.WaitContainerResponse, error) {
+	req := &containerizerv1.WaitContainerRequest{ContainerId: id}
+	if ag.workDir != "" {
+		return ask.Request[*containerizerv1.WaitContainerResponse](ctx, ag.root, ag.containerizer, req, ask.Forever)
+	}
+	lost := false
+	for {
+		w, err := ask.Request[*containerizerv1.WaitContainerResponse](ctx, ag.root, ag.containerizer, req, remoteWaitSlice)
+		if err == nil || !errdefs.IsDeadlineExceeded(err) && !errdefs.IsUnavailable(err) {
+			if lost && err == nil {
+				fmt.Fprintf(os.Stderr, "berth: the agent is back; container %s recovered\n", id.GetValue())
+			}
+			return w, err
+		}
+		_, perr := ask.Request[*containerizerv1.ListContainersResponse](ctx, ag.root, ag.containerizer, &containerizerv1.ListContainersRequest{}, 2*time.Second)
+		switch {
+		case perr != nil && !lost:
+			lost = true
+			fmt.Fprintf(os.Stderr, "berth: lost the agent (%v); waiting for it to come back (Ctrl-C to stop waiting; the container keeps running)\n", perr)
+		case perr == nil && lost:
+			lost = false
+			fmt.Fprintf(os.Stderr, "berth: the agent is back; waiting for container %s\n", id.GetValue())
+		}
+		if perr != nil {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Second):
+			}
+		}
+	}
 }
 
 // follower copies the sandbox's stdout and stderr files to ours as they grow.
