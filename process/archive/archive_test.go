@@ -295,3 +295,17 @@ func checkFile(t *testing.T, dir, name, content string, mode uint32) {
 		t.Errorf("%s mode %o, want %o", name, st.Mode&0o7777, mode)
 	}
 }
+
+// A sparse entry within the limits keeps its holes: 1 MiB of logical size,
+// one data block on disk.
+func TestExtractSparseStaysSparse(t *testing.T) {
+	requireRoot(t)
+	dir, res, err := extract(t, layers.SparseBomb(1<<20), archive.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := stat(t, dir, "bomb")
+	if st.Size != 1<<20 || st.Blocks > 64 || res.Size != 1<<20 {
+		t.Fatalf("size %d, %d blocks, result size %d; want 1 MiB in a few blocks", st.Size, st.Blocks, res.Size)
+	}
+}

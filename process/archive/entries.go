@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berthrt/berth/process/errdefs"
 )
 
 // WhiteoutMetaPrefix starts AUFS's own metadata names (.wh..wh.opq and
@@ -48,6 +50,11 @@ func (x *extractor) file(hdr *tar.Header, r io.Reader, dir, base string) error {
 	if hdr.Size < 0 {
 		return entryError(hdr.Name, "negative size")
 	}
+	// The stream limit counts what is read; a sparse entry declares far more
+	// than it carries, so what is written counts too.
+	if x.res.Size+hdr.Size > x.opts.MaxBytes {
+		return fmt.Errorf("layer entry %q: %d bytes would pass the limit of %d unpacked bytes: %w", hdr.Name, hdr.Size, x.opts.MaxBytes, errdefs.ErrResourceExhausted)
+	}
 	pfd, err := x.parent(hdr.Name, dir)
 	if err != nil {
 		return err
@@ -61,7 +68,11 @@ func (x *extractor) file(hdr *tar.Header, r io.Reader, dir, base string) error {
 	}
 	f := os.NewFile(uintptr(fd), base)
 	defer f.Close()
-	n, err := io.CopyBuffer(fileWriter{f}, io.LimitReader(r, hdr.Size), x.buf)
+	sw := &holeWriter{f: f}
+	n, err := io.CopyBuffer(sw, io.LimitReader(r, hdr.Size), x.buf)
+	if err == nil && sw.skipped {
+		err = f.Truncate(n)
+	}
 	if err != nil {
 		return streamOrWriteError(hdr.Name, err)
 	}
@@ -84,10 +95,61 @@ func (x *extractor) file(hdr *tar.Header, r io.Reader, dir, base string) error {
 	return x.times(pfd, base, hdr)
 }
 
-// fileWriter hides os.File's ReadFrom, so CopyBuffer uses our buffer.
-type fileWriter struct{ f *os.File }
+// holeBlock is the granularity at which runs of zeros become holes.
+const holeBlock = 4096
 
-func (w fileWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
+// holeWriter writes a file's contents, leaving every all-zero 4 KiB block
+// as a hole: archive/tar expands a sparse entry's holes into zeros, and a
+// layer must not turn a sparse file (or a sparse bomb within the limits)
+// into gigabytes on disk. The caller truncates to the full size at the end.
+type holeWriter struct {
+	f       *os.File
+	off     int64
+	skipped bool
+}
+
+func (w *holeWriter) Write(p []byte) (int, error) {
+	total := len(p)
+	for len(p) > 0 {
+		// A run of non-zero blocks is written with one pwrite.
+		run := 0
+		for run < len(p) {
+			end := min(run+holeBlock, len(p))
+			if isZero(p[run:end]) {
+				break
+			}
+			run = end
+		}
+		if run > 0 {
+			if _, err := w.f.WriteAt(p[:run], w.off); err != nil {
+				return total - len(p), err
+			}
+			w.off += int64(run)
+			p = p[run:]
+			continue
+		}
+		end := min(holeBlock, len(p))
+		w.off += int64(end)
+		w.skipped = true
+		p = p[end:]
+	}
+	return total, nil
+}
+
+func isZero(b []byte) bool {
+	for len(b) >= 8 {
+		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
 
 // streamOrWriteError tells a bad stream from a failed write (a full disk
 // is not the layer's fault).
