@@ -53,15 +53,17 @@
 //	                                     rewritten atomically after every change
 //	<Dir>/layers/sha256:<hex>/rootfs     an extracted layer, named by its diff id,
 //	                                     whiteouts in AUFS form (".wh." files)
+//	<Dir>/layers/sha256:<hex>/rootfs.overlay  the same layer in overlayfs form
+//	                                     (0/0 character devices, trusted.overlay.opaque)
 //	<Dir>/layers/sha256:<hex>/size       its unpacked size in bytes
 //	<Dir>/staging/layer-<random>/        an extraction in progress
 //	<Dir>/staging/gc-<random>/           a layer being deleted by Prune
 //	<Dir>/builtin/                       the built-in image's OCI layout
 //
-// Layer cache directories depend on the whiteout form only when it is not
-// AUFS: an overlay-form copy of a layer will live beside the AUFS one as
-// layers/<id>/rootfs.overlay (Mesos's layout). Today every backend gets the
-// AUFS form; see whiteoutFormat.
+// The overlay backend reads layers in overlayfs's whiteout form, every other
+// backend in AUFS form (see whiteoutFormat); a layer is extracted in a form
+// the first time a backend that needs it asks, and the two forms live side
+// by side. Recover keeps an image whose layers are complete in either form.
 //
 // A layer is extracted once: into <Dir>/staging/layer-<random>/rootfs, then
 // checked (blob digest, diff id), flushed (syncfs) and renamed to

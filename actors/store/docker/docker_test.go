@@ -576,3 +576,48 @@ func TestSkopeoArchive(t *testing.T) {
 	}
 	fmt.Fprintln(os.Stderr, "skopeo archive imported:", img.Digest)
 }
+
+// TestOverlayForm: the overlay backend gets its own copy of each layer, in
+// overlayfs's whiteout form, beside the AUFS one; an image used only with
+// overlay survives recovery.
+func TestOverlayForm(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("needs root (mknod, trusted.* xattrs)")
+		}
+		t.Skip("needs root: run as root")
+	}
+	s := newStore(t, Options{})
+	built, err := images.DockerArchive(filepath.Join(t.TempDir(), "test.tar"), images.Standard("berth/ov:v1"), images.ArchiveModern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := s.Get(context.Background(), "docker-archive:"+built.Path, "overlay", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := img.Layers[1]
+	if filepath.Base(top) != "rootfs.overlay" {
+		t.Fatalf("overlay layer path %s", top)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(filepath.Join(top, "del.txt"), &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFCHR || st.Rdev != 0 {
+		t.Fatalf("del.txt in overlay form: %v, mode %o; want a 0/0 character device", err, st.Mode)
+	}
+	buf := make([]byte, 2)
+	if n, err := syscall.Getxattr(filepath.Join(top, "o"), "trusted.overlay.opaque", buf); err != nil || string(buf[:n]) != "y" {
+		t.Fatalf("o: trusted.overlay.opaque = %q, %v", buf[:n], err)
+	}
+	if exists(filepath.Join(filepath.Dir(top), "rootfs")) {
+		t.Error("the AUFS form was extracted too")
+	}
+	s2 := newStore(t, Options{Dir: s.dir})
+	res, err := s2.Recover(context.Background())
+	if err != nil || len(res.Dropped) != 0 || res.Images != 1 {
+		t.Fatalf("recover = %+v, %v; want the overlay-only image kept", res, err)
+	}
+	copyImg, err := s2.Get(context.Background(), "berth/ov:v1", "copy", true)
+	if err != nil || filepath.Base(copyImg.Layers[1]) != "rootfs" || !exists(filepath.Join(copyImg.Layers[1], ".wh.del.txt")) {
+		t.Fatalf("copy form after overlay: %+v, %v", copyImg.Layers, err)
+	}
+}

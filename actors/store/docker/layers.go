@@ -30,11 +30,13 @@ const extractParallelism = 4
 const sizeFile = "size"
 
 // whiteoutFormat is the whiteout form the layers for backend are extracted
-// in. Every backend gets the AUFS form for now (the copy backend applies
-// ".wh." files itself); overlay-form caches ("rootfs.overlay") come with the
-// overlay backend's issue, and only this function changes then.
+// in: overlayfs reads its own form (0/0 character devices and
+// trusted.overlay.opaque), kept beside the AUFS form as "rootfs.overlay";
+// copy, bind and aufs read ".wh." files.
 func whiteoutFormat(backend string) archive.WhiteoutFormat {
-	_ = backend
+	if backend == "overlay" {
+		return archive.WhiteoutOverlay
+	}
 	return archive.WhiteoutAUFS
 }
 

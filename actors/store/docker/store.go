@@ -536,7 +536,7 @@ func (s *Store) Recover(ctx context.Context) (store.RecoverResult, error) {
 	s.loaded = true
 	var res store.RecoverResult
 	for ref, img := range s.images {
-		if !s.complete(img, archive.WhiteoutAUFS) {
+		if !s.complete(img, archive.WhiteoutAUFS) && !s.complete(img, archive.WhiteoutOverlay) {
 			delete(s.images, ref)
 			res.Dropped = append(res.Dropped, ref)
 		}
