@@ -1,5 +1,14 @@
 package archive
 
+import (
+	"archive/tar"
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/berthrt/berth/process/errdefs"
+)
+
 // Whiteout names, as in the OCI image spec (AUFS form).
 const (
 	// WhiteoutPrefix marks a deleted entry: ".wh.NAME" deletes NAME from lower layers.
@@ -30,6 +39,9 @@ type Options struct {
 	MaxEntries int
 	// NoChown skips chown of entries to their header owner (for non-root use).
 	NoChown bool
+
+	// forceWalk skips openat2, as if the kernel lacked it (tests).
+	forceWalk bool
 }
 
 // Limits applied when Options leave them zero.
@@ -46,4 +58,60 @@ type Result struct {
 	Size int64
 	// Entries is the number of tar entries applied.
 	Entries int
+}
+
+// Extract reads a tar layer from r (plain, gzip or zstd, detected from the
+// first bytes) and writes it into dir, which must exist and be empty.
+//
+// Hostile input is rejected with an error of class errdefs.ErrInvalidArgument
+// naming the entry: absolute or escaping names, writes through symlinks,
+// hardlinks that leave the layer, malformed whiteouts, disallowed device nodes,
+// truncated or corrupt streams. Limits give errdefs.ErrResourceExhausted.
+// Nothing is ever written outside dir.
+func Extract(ctx context.Context, r io.Reader, dir string, opts Options) (Result, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return Result{}, err
+	}
+	rt, err := openRoot(dir, opts.forceWalk)
+	if err != nil {
+		return Result{}, fmt.Errorf("archive: layer directory %q: %w (%w)", dir, errdefs.ErrInvalidArgument, err)
+	}
+	defer rt.close()
+	buf := make([]byte, copyBufSize)
+	empty, err := rt.empty(buf)
+	if err != nil {
+		return Result{}, fmt.Errorf("archive: layer directory %q: %w (%w)", dir, errdefs.ErrInvalidArgument, err)
+	}
+	if !empty {
+		return Result{}, fmt.Errorf("archive: layer directory %q is not empty: %w", dir, errdefs.ErrAlreadyExists)
+	}
+	s, err := openStream(r, opts.MaxBytes)
+	if err != nil {
+		return Result{}, err
+	}
+	defer s.close()
+	x := &extractor{ctx: ctx, opts: opts, root: rt, stream: s, tr: tar.NewReader(&s.meter), buf: buf}
+	if err := x.run(); err != nil {
+		return x.res, err
+	}
+	x.res.DiffID = s.diffID()
+	return x.res, nil
+}
+
+// withDefaults fills in the zero limits and checks the others.
+func (o Options) withDefaults() (Options, error) {
+	if o.MaxBytes < 0 || o.MaxEntries < 0 {
+		return o, fmt.Errorf("archive: negative limits %d bytes, %d entries: %w", o.MaxBytes, o.MaxEntries, errdefs.ErrInvalidArgument)
+	}
+	if o.Whiteouts != WhiteoutAUFS && o.Whiteouts != WhiteoutOverlay {
+		return o, fmt.Errorf("archive: unknown whiteout format %d: %w", o.Whiteouts, errdefs.ErrInvalidArgument)
+	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.MaxEntries == 0 {
+		o.MaxEntries = DefaultMaxEntries
+	}
+	return o, nil
 }
