@@ -53,10 +53,12 @@ type Agent struct {
 
 // components are the mechanics the agent actor wraps in actors.
 type components struct {
-	store     store.Store
-	backends  map[string]backend.Backend
-	isolators []isolator.Isolator
-	launcher  launcher.Launcher
+	store    store.Store
+	backends map[string]backend.Backend
+	// unavailable says why a known backend cannot run on this host.
+	unavailable map[string]string
+	isolators   []isolator.Isolator
+	launcher    launcher.Launcher
 }
 
 // pids is the agent actor's answer to whoIs.
@@ -136,7 +138,7 @@ func Start(ctx context.Context, sys *actor.ActorSystem, o Options, logger *zap.L
 	if err != nil {
 		return nil, err
 	}
-	backends, defaultBackend, err := buildBackends(o)
+	backends, err := buildBackends(o, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -153,10 +155,10 @@ func Start(ctx context.Context, sys *actor.ActorSystem, o Options, logger *zap.L
 		return nil, err
 	}
 	logger.Info("agent starting", zap.String("agent_id", id), zap.String("work_dir", o.WorkDir),
-		zap.String("runtime_dir", o.RuntimeDir), zap.String("backend", defaultBackend), zap.String("isolation", o.Isolation))
-	comp := components{store: st, backends: backends, isolators: isolators, launcher: l}
+		zap.String("runtime_dir", o.RuntimeDir), zap.String("backend", backends.chosen), zap.String("isolation", o.Isolation))
+	comp := components{store: st, backends: backends.available, unavailable: backends.unavailable, isolators: isolators, launcher: l}
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return &agentActor{o: o, comp: comp, backend: defaultBackend, id: id, logger: logger}
+		return &agentActor{o: o, comp: comp, backend: backends.chosen, id: id, logger: logger}
 	}, actor.WithSupervisor(actor.NewOneForOneStrategy(10, 10*time.Second, actor.DefaultDecider)))
 	pid, err := sys.Root.SpawnNamed(props, "agent")
 	if err != nil {
@@ -169,7 +171,7 @@ func Start(ctx context.Context, sys *actor.ActorSystem, o Options, logger *zap.L
 	p := res.(*pids)
 	a := &Agent{
 		System: sys, PID: pid, Containerizer: p.containerizer, Provisioner: p.provisioner,
-		DockerStore: p.dockerStore, Launcher: p.launcher, Options: o, Backend: defaultBackend, ID: id, logger: logger,
+		DockerStore: p.dockerStore, Launcher: p.launcher, Options: o, Backend: backends.chosen, ID: id, logger: logger,
 		locks: locks,
 	}
 	ok = true
@@ -262,7 +264,7 @@ func (a *agentActor) spawnChildren(c actor.Context) {
 	a.pids.provisioner = spawn(provisioner.Props(provisioner.Options{
 		Root: filepath.Join(a.o.WorkDir, "provisioner"), DefaultBackend: a.backend, Backends: backendPIDs,
 		Stores:      map[typesv1.Image_Type]*actor.PID{typesv1.Image_TYPE_DOCKER: a.pids.dockerStore},
-		Unavailable: backendsNotYet, Logger: a.logger,
+		Unavailable: a.comp.unavailable, Logger: a.logger,
 	}), "provisioner")
 	var isoPIDs []*actor.PID
 	var isoNames []string

@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/berthrt/berth/actors/backend"
-	"github.com/berthrt/berth/actors/backend/copyfs"
 	"github.com/berthrt/berth/actors/isolator"
 	"github.com/berthrt/berth/actors/isolator/filesystem"
 	"github.com/berthrt/berth/actors/isolator/namespaces"
@@ -109,29 +107,6 @@ func buildIsolators(o Options) ([]isolator.Isolator, error) {
 		return nil, fmt.Errorf("--isolation: unknown isolator %q (known: %s): %w", name, strings.Join(isolatorOrder, ", "), errdefs.ErrInvalidArgument)
 	}
 	return out, nil
-}
-
-// backendsNotYet are Mesos's backends that this version does not build.
-var backendsNotYet = map[string]string{
-	"overlay": "not available in this version of Berth (only \"copy\" is); it comes with the rootfs-backends work",
-	"bind":    "not available in this version of Berth (only \"copy\" is); it comes with the rootfs-backends work",
-	"aufs":    "not available in this version of Berth (only \"copy\" is); it comes with the rootfs-backends work",
-}
-
-// buildBackends returns the available backends and the default one.
-func buildBackends(o Options) (map[string]backend.Backend, string, error) {
-	all := map[string]backend.Backend{"copy": copyfs.New()}
-	name := o.Backend
-	if name == "" {
-		name = "copy"
-	}
-	if _, ok := all[name]; !ok {
-		if why, known := backendsNotYet[name]; known {
-			return nil, "", fmt.Errorf("rootfs backend %q: %s: %w", name, why, errdefs.ErrNotImplemented)
-		}
-		return nil, "", fmt.Errorf("unknown rootfs backend %q (Mesos's are copy, bind, overlay, aufs): %w", name, errdefs.ErrInvalidArgument)
-	}
-	return all, name, nil
 }
 
 // ActiveLayers reads the layers that containers' rootfses were built from,

@@ -18,7 +18,7 @@ import (
 )
 
 const agentSynopsis = `berth agent --listen=HOST:PORT [--tls_cert=F --tls_key=F --tls_ca=F | --plaintext_loopback]
-             [--work_dir=DIR] [--runtime_dir=DIR] [--isolation=...] [--image_provisioner_backend=copy]
+             [--work_dir=DIR] [--runtime_dir=DIR] [--isolation=...] [--image_provisioner_backend=overlay|copy|bind|aufs]
 
 Runs an agent that serves the agent API over actor remoting until SIGINT or
 SIGTERM. Containers keep running when the agent stops; the next agent on the

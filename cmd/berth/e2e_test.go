@@ -159,7 +159,9 @@ func TestE2EExecuteBadInput(t *testing.T) {
 		{"missing tarball", []string{"--image=docker-archive:" + filepath.Join(h.root, "missing.tar"), "--command=true"}, 125, []string{"missing.tar"}},
 		{"command not found", []string{"--", "no-such-command", "arg"}, 127, []string{"no-such-command"}},
 		{"not executable", []string{"--", "/etc/passwd"}, 126, []string{"/etc/passwd"}},
-		{"backend not yet", []string{"--backend=overlay", "--command=true"}, 125, []string{"overlay"}},
+		{"aufs without kernel support", []string{"--backend=aufs", "--command=true"}, 125, []string{"aufs", "/proc/filesystems"}},
+		{"bind with a multi-layer image", []string{"--backend=bind", "--command=true"}, 125, []string{"bind", "single-layer"}},
+		{"unknown backend", []string{"--backend=zfs", "--command=true"}, 125, []string{"zfs", "overlay"}},
 		{"malformed image config", []string{"--image=docker-archive:" + brokenArchive(t, h, images.MalformedConfig), "--command=true"}, 125, []string{"config"}},
 		{"layer digest mismatch", []string{"--image=docker-archive:" + brokenArchive(t, h, images.DiffIDMismatch), "--command=true"}, 125, []string{"diff"}},
 	}

@@ -27,7 +27,7 @@ import (
 	"github.com/berthrt/berth/process/errdefs"
 )
 
-const executeSynopsis = `berth execute [--image=REF] [--backend=copy] [--work_dir=DIR] [--runtime_dir=DIR]
+const executeSynopsis = `berth execute [--image=REF] [--backend=overlay|copy|bind|aufs] [--work_dir=DIR] [--runtime_dir=DIR]
        [--env=K=V ...] [--workdir=DIR] [--user=USER] [--name=ID] (--command='shell command' | -- ARGV...)
 
 REF = docker-archive:PATH     a 'docker save' tarball
@@ -55,7 +55,7 @@ func execute(args []string) int {
 	)
 	fs.StringVar(&agentAddr, "agent", "", "address of a running agent (host:port); none runs an embedded agent")
 	fs.StringVar(&image, "image", "", "image reference (default: the built-in image)")
-	fs.StringVar(&backend, "backend", "", "rootfs backend: copy (overlay, bind and aufs come later)")
+	fs.StringVar(&backend, "backend", "", "rootfs backend: overlay, copy, bind (single-layer images) or aufs; default: the best the host supports")
 	fs.Var(&env, "env", "environment variable K=V (repeatable)")
 	fs.StringVar(&workdir, "workdir", "", "working directory inside the container")
 	fs.StringVar(&user, "user", "", "user to run as (name, uid or uid:gid); default: the image's")

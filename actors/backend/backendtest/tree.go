@@ -78,10 +78,16 @@ func (t Tree) Paths() []string { return sortedKeys(t) }
 
 // Snapshot walks root without following any symlink and records every
 // entry, root included.
+//
+// A name that readdir lists as a character device but that lstat does not
+// find is left out: overlayfs lists the whiteouts (0/0 character devices)
+// of a lower layer's directory that is not merged with anything below
+// (nothing under it to hide), yet every lookup of them fails with ENOENT,
+// so for everything but readdir they are not there.
 func Snapshot(root string) (Tree, error) {
 	t := Tree{}
 	inodes := map[[2]uint64]string{}
-	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -91,6 +97,9 @@ func Snapshot(root string) (Tree, error) {
 		}
 		rel = filepath.ToSlash(rel)
 		n, err := snapNode(p)
+		if err != nil && errors.Is(err, fs.ErrNotExist) && p != root && d.Type()&fs.ModeCharDevice != 0 {
+			return nil // an overlayfs whiteout that only readdir shows
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", rel, err)
 		}
