@@ -66,6 +66,9 @@ func buildBackends(o Options, logger *zap.Logger) (backendSet, error) {
 		}
 	}
 	fields := []zap.Field{zap.String("backend", set.chosen), zap.String("why", set.why)}
+	if ov, ok := set.available["overlay"].(*overlay.Backend); ok {
+		fields = append(fields, zap.Stringer("overlay_mount_api", ov.API()))
+	}
 	for name, why := range set.unavailable {
 		fields = append(fields, zap.String("unavailable_"+name, why))
 	}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berthrt/berth/process/errdefs"
+	pmount "github.com/berthrt/berth/process/mount"
 )
 
 // Name is the aufs backend's registry key.
@@ -171,7 +172,7 @@ func (b *Backend) Provision(ctx context.Context, layers []string, rootfs, backen
 // Provision of the same rootfs that crashed may have left.
 func makeScratch(p paths) error {
 	for _, d := range []string{p.scratch, p.links} {
-		if _, err := removeDir(d); err != nil {
+		if _, err := pmount.RemoveDir(d); err != nil {
 			return err
 		}
 	}
@@ -212,7 +213,7 @@ func mountAufs(plan mountPlan, linksDir, target string) error {
 	if plan.cwd == "" {
 		return mount()
 	}
-	return inDir(plan.cwd, mount)
+	return pmount.InDir(plan.cwd, mount)
 }
 
 // undo removes what a failed Provision created.
@@ -227,7 +228,7 @@ func undo(p paths, mounted bool) error {
 		errs = append(errs, fmt.Errorf("rmdir %s: %w", p.rootfs, err))
 	}
 	for _, d := range []string{p.scratch, p.links} {
-		if _, err := removeDir(d); err != nil {
+		if _, err := pmount.RemoveDir(d); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -250,13 +251,13 @@ func (b *Backend) Destroy(ctx context.Context, rootfs, backendDir string) (bool,
 		return false, fmt.Errorf("aufs backend: destroy %s: %w", p.rootfs, err)
 	}
 	existed := false
-	real, err := resolvePath(p.rootfs)
+	real, err := pmount.ResolvePath(p.rootfs)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		return false, fmt.Errorf("aufs backend: destroy %s: %w", p.rootfs, classify(err))
 	default:
-		n, err := unmountAll(real, b.logger)
+		n, err := pmount.UnmountAll(real, b.logger)
 		existed = n > 0
 		if err != nil {
 			return existed, fmt.Errorf("aufs backend: destroy %s: %w", p.rootfs, err)
@@ -275,7 +276,7 @@ func (b *Backend) Destroy(ctx context.Context, rootfs, backendDir string) (bool,
 		return true, fmt.Errorf("aufs backend: destroy %s: %w", p.rootfs, err)
 	}
 	for _, d := range []string{p.scratch, p.links} {
-		gone, err := removeDir(d)
+		gone, err := pmount.RemoveDir(d)
 		existed = existed || gone
 		if err != nil {
 			return existed, fmt.Errorf("aufs backend: destroy %s: %w", p.rootfs, err)
@@ -289,7 +290,7 @@ func (b *Backend) Destroy(ctx context.Context, rootfs, backendDir string) (bool,
 func checkNoMounts(dirs ...string) error {
 	var roots []string
 	for _, d := range dirs {
-		r, err := resolvePath(d)
+		r, err := pmount.ResolvePath(d)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -301,7 +302,7 @@ func checkNoMounts(dirs ...string) error {
 	if len(roots) == 0 {
 		return nil
 	}
-	mps, err := mountsUnder(roots...)
+	mps, err := pmount.MountsUnder(roots...)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berthrt/berth/process/errdefs"
+	pmount "github.com/berthrt/berth/process/mount"
 )
 
 // Name is the bind backend's registry key.
@@ -154,14 +155,14 @@ func (b *Backend) Destroy(ctx context.Context, rootfs, backendDir string) (bool,
 	if err := ctx.Err(); err != nil {
 		return false, fmt.Errorf("bind backend: destroy %s: %w", rootfs, err)
 	}
-	real, err := resolvePath(rootfs)
+	real, err := pmount.ResolvePath(rootfs)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("bind backend: destroy %s: %w", rootfs, classify(err))
 	}
-	n, err := unmountAll(real, b.logger)
+	n, err := pmount.UnmountAll(real, b.logger)
 	existed := n > 0
 	if err != nil {
 		return existed, fmt.Errorf("bind backend: destroy %s: %w", rootfs, err)

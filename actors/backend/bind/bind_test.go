@@ -20,7 +20,8 @@ import (
 )
 
 // TestConformance runs the backend conformance suite: one layer,
-// read-only, as root; every case also checks that no mount is left.
+// read-only, as root (files with holes stay sparse: the rootfs is the
+// layer itself); every case also checks that no mount is left.
 func TestConformance(t *testing.T) {
 	backendtest.Run(t, func(t *testing.T) backend.Backend {
 		bind.LeakCheck(t)
@@ -30,6 +31,7 @@ func TestConformance(t *testing.T) {
 		Writable:    false,
 		NeedsRoot:   true,
 		LayerFormat: archive.WhiteoutAUFS,
+		Sparse:      true,
 	})
 }
 

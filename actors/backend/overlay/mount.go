@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	pmount "github.com/berthrt/berth/process/mount"
 )
 
 // probeLowerdirAdd reports whether the kernel's overlayfs takes lower
@@ -138,7 +140,7 @@ func mountLegacy(plan legacyPlan, linksDir, target string) error {
 	if plan.cwd == "" {
 		return mount()
 	}
-	return inDir(plan.cwd, mount)
+	return pmount.InDir(plan.cwd, mount)
 }
 
 // makePrivate sets target's mount propagation to private:

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berthrt/berth/process/errdefs"
+	pmount "github.com/berthrt/berth/process/mount"
 )
 
 // Name is the overlay backend's registry key.
@@ -190,7 +191,7 @@ func (b *Backend) Provision(ctx context.Context, layers []string, rootfs, backen
 // not exist, so nothing can be using them).
 func makeScratch(p paths) error {
 	for _, d := range []string{p.scratch, p.links} {
-		if _, err := removeDir(d); err != nil {
+		if _, err := pmount.RemoveDir(d); err != nil {
 			return err
 		}
 	}
@@ -228,7 +229,7 @@ func undo(p paths, mounted bool) error {
 		errs = append(errs, fmt.Errorf("rmdir %s: %w", p.rootfs, err))
 	}
 	for _, d := range []string{p.scratch, p.links} {
-		if _, err := removeDir(d); err != nil {
+		if _, err := pmount.RemoveDir(d); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -250,14 +251,14 @@ func (b *Backend) Destroy(ctx context.Context, rootfs, backendDir string) (bool,
 		return false, fmt.Errorf("overlay backend: destroy %s: %w", p.rootfs, err)
 	}
 	existed := false
-	real, err := resolvePath(p.rootfs)
+	real, err := pmount.ResolvePath(p.rootfs)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// No rootfses dir: nothing is mounted; scratch may still exist.
 	case err != nil:
 		return false, fmt.Errorf("overlay backend: destroy %s: %w", p.rootfs, classify(err))
 	default:
-		n, err := unmountAll(real, b.logger)
+		n, err := pmount.UnmountAll(real, b.logger)
 		existed = n > 0
 		if err != nil {
 			return existed, fmt.Errorf("overlay backend: destroy %s: %w", p.rootfs, err)
@@ -276,7 +277,7 @@ func (b *Backend) Destroy(ctx context.Context, rootfs, backendDir string) (bool,
 		return true, fmt.Errorf("overlay backend: destroy %s: %w", p.rootfs, err)
 	}
 	for _, d := range []string{p.scratch, p.links} {
-		gone, err := removeDir(d)
+		gone, err := pmount.RemoveDir(d)
 		existed = existed || gone
 		if err != nil {
 			return existed, fmt.Errorf("overlay backend: destroy %s: %w", p.rootfs, err)
@@ -291,7 +292,7 @@ func (b *Backend) Destroy(ctx context.Context, rootfs, backendDir string) (bool,
 func checkNoMounts(dirs ...string) error {
 	var roots []string
 	for _, d := range dirs {
-		r, err := resolvePath(d)
+		r, err := pmount.ResolvePath(d)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -303,7 +304,7 @@ func checkNoMounts(dirs ...string) error {
 	if len(roots) == 0 {
 		return nil
 	}
-	mps, err := mountsUnder(roots...)
+	mps, err := pmount.MountsUnder(roots...)
 	if err != nil {
 		return err
 	}

@@ -10,14 +10,14 @@ import (
 )
 
 // overlayOptions declares what the overlay backend can do. Files with
-// holes are not declared: overlayfs shows the lower file itself, so they
-// stay sparse, but only because nothing is copied.
+// holes stay sparse: overlayfs shows the lower file itself.
 func overlayOptions() backendtest.Options {
 	return backendtest.Options{
 		MultiLayer:  true,
 		Writable:    true,
 		NeedsRoot:   true,
 		LayerFormat: archive.WhiteoutOverlay,
+		Sparse:      true,
 	}
 }
 

@@ -213,12 +213,6 @@ func TestCheckLayers(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	if got := unescapeMountinfo(`/a\040b\011c\012d\134e`); got != "/a b\tc\nd\\e" {
-		t.Errorf("unescape = %q", got)
-	}
-}
-
 func TestDedupe(t *testing.T) {
 	for _, tc := range []struct{ in, want []string }{
 		{[]string{"/a"}, []string{"/a"}},
