@@ -51,7 +51,7 @@ func MountsUnder(roots ...string) ([]string, error) {
 		if len(fields) < 5 {
 			continue
 		}
-		mp := unescapeMountinfo(fields[4])
+		mp := UnescapeMountinfo(fields[4])
 		for _, r := range roots {
 			if mp == r || strings.HasPrefix(mp, r+"/") {
 				out = append(out, mp)
@@ -70,9 +70,9 @@ func MountsUnder(roots ...string) ([]string, error) {
 	return out, nil
 }
 
-// unescapeMountinfo decodes the \ooo octal escapes mountinfo uses for
+// UnescapeMountinfo decodes the \ooo octal escapes mountinfo uses for
 // space, tab, newline and backslash.
-func unescapeMountinfo(s string) string {
+func UnescapeMountinfo(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}

@@ -3,7 +3,7 @@ package mount
 import "testing"
 
 func TestUnescapeMountinfo(t *testing.T) {
-	if got := unescapeMountinfo(`/a\040b\011c\012d\134e`); got != "/a b\tc\nd\\e" {
+	if got := UnescapeMountinfo(`/a\040b\011c\012d\134e`); got != "/a b\tc\nd\\e" {
 		t.Errorf("unescape = %q", got)
 	}
 }

@@ -1,7 +1,6 @@
 package bind_test
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -67,26 +66,15 @@ func layerOf(b *testing.B, mb int) string {
 	return img.layer
 }
 
-// BenchmarkProvision measures Provision+Destroy of the 50 MB and 200 MB
+// BenchmarkProvision measures Provision+Destroy of the 50, 200 and 800 MB
 // synthetic layers: a bind mount, a remount and an unmount, so the time
 // must not grow with the image.
 func BenchmarkProvision(b *testing.B) {
 	backendtest.RequireRoot(b)
-	for _, mb := range []int{50, 200} {
+	for _, mb := range []int{50, 200, 800} {
 		b.Run(fmt.Sprintf("%dMB", mb), func(b *testing.B) {
 			layer := layerOf(b, mb)
-			be := bind.New()
-			backendDir := b.TempDir()
-			ctx := context.Background()
-			for i := 0; b.Loop(); i++ {
-				rootfs := filepath.Join(backendDir, "rootfses", fmt.Sprint(i))
-				if _, err := be.Provision(ctx, []string{layer}, rootfs, backendDir); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := be.Destroy(ctx, rootfs, backendDir); err != nil {
-					b.Fatal(err)
-				}
-			}
+			backendtest.BenchProvision(b, bind.New(), []string{layer})
 			b.ReportMetric(float64(mb), "MB")
 		})
 	}

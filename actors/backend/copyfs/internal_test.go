@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	pmount "github.com/berthrt/berth/process/mount"
 )
 
 func TestWhiteoutTarget(t *testing.T) {
@@ -337,7 +339,7 @@ func TestUnescapeMountinfo(t *testing.T) {
 		`/trailing\04`:      `/trailing\04`,
 		`/not\9990ctal`:     `/not\9990ctal`,
 	} {
-		if got := unescapeMountinfo(in); got != want {
+		if got := pmount.UnescapeMountinfo(in); got != want {
 			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
 		}
 	}

@@ -5,8 +5,9 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
+
+	pmount "github.com/berthrt/berth/process/mount"
 )
 
 // mountsUnder returns the mount points at or below the directory entry base
@@ -34,30 +35,10 @@ func mountsUnder(pfd int, base string) ([]string, error) {
 		if len(fields) < 5 {
 			continue
 		}
-		mp := unescapeMountinfo(fields[4])
+		mp := pmount.UnescapeMountinfo(fields[4])
 		if mp == root || strings.HasPrefix(mp, root+"/") {
 			out = append(out, mp)
 		}
 	}
 	return out, sc.Err()
-}
-
-// unescapeMountinfo decodes the \ooo octal escapes mountinfo uses for
-// space, tab, newline and backslash.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

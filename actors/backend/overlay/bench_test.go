@@ -1,7 +1,6 @@
 package overlay_test
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -78,12 +77,12 @@ func imageOf(b *testing.B, mb int) []string {
 	return img.layers
 }
 
-// BenchmarkProvision measures Provision+Destroy of the 50 MB and 200 MB
+// BenchmarkProvision measures Provision+Destroy of the 50, 200 and 800 MB
 // synthetic images (4 layers each): a mount and an unmount, so the time
 // must not grow with the image.
 func BenchmarkProvision(b *testing.B) {
 	backendtest.RequireRoot(b)
-	for _, mb := range []int{50, 200} {
+	for _, mb := range []int{50, 200, 800} {
 		b.Run(fmt.Sprintf("%dMB", mb), func(b *testing.B) {
 			layers := imageOf(b, mb)
 			benchProvision(b, overlay.New(), layers)
@@ -116,15 +115,5 @@ func BenchmarkProvisionManyLayers(b *testing.B) {
 // benchProvision times Provision+Destroy of layers with be.
 func benchProvision(b *testing.B, be *overlay.Backend, layers []string) {
 	b.Helper()
-	backendDir := b.TempDir()
-	ctx := context.Background()
-	for i := 0; b.Loop(); i++ {
-		rootfs := filepath.Join(backendDir, "rootfses", fmt.Sprint(i))
-		if _, err := be.Provision(ctx, layers, rootfs, backendDir); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := be.Destroy(ctx, rootfs, backendDir); err != nil {
-			b.Fatal(err)
-		}
-	}
+	backendtest.BenchProvision(b, be, layers)
 }
