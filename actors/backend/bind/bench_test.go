@@ -25,7 +25,7 @@ type benchImage struct {
 	err   error
 }
 
-var benchImages = map[int]*benchImage{50: {}, 200: {}}
+var benchImages = map[int]*benchImage{50: {}, 200: {}, 800: {}}
 
 // layerOf returns the mb-megabyte layer, building it on first use: files
 // of benchFileSize with pseudo-random content, 32 a directory.

@@ -28,7 +28,7 @@ type benchImage struct {
 	err    error
 }
 
-var benchImages = map[int]*benchImage{50: {}, 200: {}}
+var benchImages = map[int]*benchImage{50: {}, 200: {}, 800: {}}
 
 // imageOf returns the layers of the mb-megabyte image, building them on
 // first use: benchLayers layers of mb/benchLayers MB each, in files of
