@@ -30,7 +30,8 @@ func containersCmd(verb string, args []string) int {
 	var sig int
 	fs.StringVar(&addr, "agent", "", "address of the agent (host:port)")
 	fs.IntVar(&sig, "signal", 15, "signal for kill")
-	if err := fs.Parse(normalizeFlags(args)); err != nil {
+	ids, err := parseInterleaved(fs, normalizeFlags(args))
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.Usage()
 			return 0
@@ -42,7 +43,7 @@ func containersCmd(verb string, args []string) int {
 		fmt.Fprintf(os.Stderr, "berth %s: give --agent=HOST:PORT of a running `berth agent` (an embedded agent of `berth execute` serves only its own command)\n", verb)
 		return 2
 	}
-	if verb != "ps" && fs.NArg() == 0 {
+	if verb != "ps" && len(ids) == 0 {
 		fmt.Fprintf(os.Stderr, "berth %s: give a container id\n", verb)
 		return 2
 	}
@@ -71,7 +72,7 @@ func containersCmd(verb string, args []string) int {
 		return 0
 	case "wait":
 		status := 0
-		for _, id := range fs.Args() {
+		for _, id := range ids {
 			r, err := ask.Request[*containerizerv1.WaitContainerResponse](ctx, sys.Root, cz,
 				&containerizerv1.WaitContainerRequest{ContainerId: &typesv1.ContainerID{Value: id}}, ask.Forever)
 			if err != nil {
@@ -84,7 +85,7 @@ func containersCmd(verb string, args []string) int {
 		return status
 	case "kill":
 		status := 0
-		for _, id := range fs.Args() {
+		for _, id := range ids {
 			_, err := ask.Request[*containerizerv1.KillContainerResponse](ctx, sys.Root, cz,
 				&containerizerv1.KillContainerRequest{ContainerId: &typesv1.ContainerID{Value: id}, Signal: int32(sig)}, 10*time.Second)
 			if err != nil {
@@ -95,7 +96,7 @@ func containersCmd(verb string, args []string) int {
 		return status
 	case "destroy":
 		status := 0
-		for _, id := range fs.Args() {
+		for _, id := range ids {
 			r, err := ask.Request[*containerizerv1.DestroyContainerResponse](ctx, sys.Root, cz,
 				&containerizerv1.DestroyContainerRequest{ContainerId: &typesv1.ContainerID{Value: id}}, 5*time.Minute)
 			if err != nil {

@@ -333,3 +333,35 @@ func TestE2EAgentCrashKeepsContainers(t *testing.T) {
 		t.Fatalf("client = %v, output %q; stderr:\n%s; want exit 4", err, stdout.String(), stderr.String())
 	}
 }
+
+// TestE2EAgentSurvivesBadInput: garbage on the agent's port, an HTTP/2
+// preface followed by junk, and requests about unknown containers each get
+// an error; the agent keeps serving and a container still runs after.
+func TestE2EAgentSurvivesBadInput(t *testing.T) {
+	h := newHost(t)
+	addr := freeAddr(t)
+	h.startAgent(t, addr)
+	remote := []string{"--agent=" + addr, "--plaintext_loopback"}
+	for _, junk := range [][]byte{
+		bytes.Repeat([]byte{0xff, 0x00, 0x13}, 4096),
+		append([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), bytes.Repeat([]byte{0x00, 0x00, 0x08, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01}, 64)...),
+	} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = c.Write(junk)
+		_ = c.Close()
+	}
+	for _, cmd := range [][]string{{"wait", "no-such-container"}, {"kill", "no-such-container"}, {"destroy", "no-such-container"}} {
+		out, err := exec.Command(berthBin, append(cmd, remote...)...).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || !strings.Contains(string(out), "no-such-container") {
+			t.Errorf("berth %s of an unknown container = %v, %q; want an error naming it", cmd[0], err, out)
+		}
+	}
+	out, errOut, code := h.execute(t, append([]string{"--command=echo still serving"}, remote...)...)
+	if code != 0 || out != "still serving\n" {
+		t.Fatalf("after bad input: exit %d, %q; stderr:\n%s", code, out, errOut)
+	}
+}

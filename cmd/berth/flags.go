@@ -86,3 +86,23 @@ func newFlagSet(name, synopsis string) *flag.FlagSet {
 }
 
 func version() string { return agent.Version }
+
+// parseInterleaved parses flags wherever they stand among the positional
+// arguments (`berth wait ID --agent=X` as well as `berth wait --agent=X ID`),
+// and returns the positional ones; everything after "--" is positional.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if i := len(args) - len(rest); i > 0 && args[i-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+}
