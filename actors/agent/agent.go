@@ -83,12 +83,14 @@ type agentActor struct {
 // need only the store (berth image ...).
 func NewStore(o Options, logger *zap.Logger) (store.Store, error) {
 	o.setDefaults()
-	tarballs := ""
+	tarballs, registry := "", ""
 	if strings.HasPrefix(o.DockerRegistry, "/") {
 		tarballs = o.DockerRegistry
+	} else {
+		registry = o.DockerRegistry
 	}
 	return docker.New(docker.Options{
-		Dir: o.DockerStoreDir, TarballDir: tarballs,
+		Dir: o.DockerStoreDir, TarballDir: tarballs, Registry: registry,
 		Builtin: builtin.Build, BuiltinReference: builtin.Reference, Logger: logger,
 	})
 }
@@ -131,9 +133,6 @@ func Start(ctx context.Context, sys *actor.ActorSystem, o Options, logger *zap.L
 			release()
 		}
 	}()
-	if o.DockerRegistry != "" && !strings.HasPrefix(o.DockerRegistry, "/") {
-		return nil, fmt.Errorf("--docker_registry %q: registry pulls come with a later release; give a directory of `docker save` tarballs: %w", o.DockerRegistry, errdefs.ErrNotImplemented)
-	}
 	st, err := NewStore(o, logger)
 	if err != nil {
 		return nil, err

@@ -35,7 +35,9 @@ type Options struct {
 	// DockerStoreDir defaults to <work_dir>/store/docker.
 	DockerStoreDir string
 	// DockerRegistry: a directory of `docker save` tarballs when it starts
-	// with "/" (Mesos's ImageTarPuller); registries come with a later release.
+	// with "/" (Mesos's ImageTarPuller), else the registry names are pulled
+	// from: HOST[:PORT] or http(s)://HOST[:PORT] (plain HTTP for loopback
+	// hosts only); names without a registry host are pulled from it.
 	DockerRegistry string
 	// SandboxDirectory is the sandbox's path inside containers.
 	SandboxDirectory string

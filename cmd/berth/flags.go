@@ -56,7 +56,7 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.runtimeDir, "runtime_dir", agent.DefaultRuntimeDir, "directory for checkpoints of running containers")
 	fs.StringVar(&f.isolation, "isolation", agent.DefaultIsolation, "isolators, comma separated")
 	fs.StringVar(&f.dockerStoreDir, "docker_store_dir", "", "docker store directory (default <work_dir>/store/docker)")
-	fs.StringVar(&f.dockerRegistry, "docker_registry", "", "a directory of `docker save` tarballs named REPO:TAG.tar")
+	fs.StringVar(&f.dockerRegistry, "docker_registry", "", "a directory of `docker save` tarballs named REPO:TAG.tar, or a registry HOST[:PORT] to pull from")
 	fs.StringVar(&f.sandboxDir, "sandbox_directory", "", "the sandbox's path inside containers (default /mnt/berth/sandbox)")
 	fs.StringVar(&f.logLevel, "log_level", "warn", "log level: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log_format", "console", "log format: console or json")

@@ -15,8 +15,10 @@ import (
 
 const imageSynopsis = `berth image ls | pull REF | rm REF | prune  [--work_dir=DIR] [--docker_store_dir=DIR]
 
-pull imports REF into the store: docker-archive:PATH, oci:PATH[:TAG], or a
-name found in --docker_registry=DIR (registry pulls come with a later release).`
+pull imports REF into the store and prints its reference and digest:
+docker-archive:PATH, oci:PATH[:TAG], a name found in --docker_registry=DIR,
+or NAME[:TAG|@DIGEST] pulled from its registry with
+--docker_registry=HOST[:PORT] (names without a host are pulled from it).`
 
 func image(args []string) int {
 	if len(args) == 0 {

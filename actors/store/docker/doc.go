@@ -32,8 +32,27 @@
 //     <familiar NAME:TAG>.tar, <canonical NAME:TAG>.tar that exists
 //     (Mesos's naming: "busybox:latest.tar"). Otherwise an image already
 //     stored is re-read from its archive or layout when that still exists,
-//     or served as stored. Anything else is errdefs.ErrNotFound: registry
-//     pulls come in a later release.
+//     or, when Options.Registry is set, pulled from its registry (see
+//     Registry pulls), or served as stored. Anything else is
+//     errdefs.ErrNotFound.
+//
+// # Registry pulls
+//
+// With Options.Registry set, a NAME[:TAG|@DIGEST] that is not stored (or
+// asked for with cached false) is pulled with go-containerregistry from the
+// registry the name gives; names on docker.io (no registry host) from
+// Options.Registry. Loopback registries are spoken to in plain HTTP. A
+// manifest list or OCI index is followed to linux/runtime.GOARCH. The
+// manifest is fetched through the registry API, its digest checked when
+// the reference or an index gives one; config and layers through the blob
+// endpoint, each verified against its descriptor (sha256 and size) by the
+// same code that imports OCI layouts, and the layers go through the same
+// cache (a layer cached by diff id is not downloaded). The image is stored
+// under the canonical name asked for, with the manifest digest and Source
+// "registry" (many images share that source). An unknown repository, tag
+// or digest is errdefs.ErrNotFound naming the reference and the registry;
+// refused credentials errdefs.ErrPermissionDenied; an unreachable or
+// failing registry errdefs.ErrUnavailable. Pulls are anonymous.
 //
 // Get with cached=true returns a stored image whose layers are all in the
 // cache without reading its source; cached=false reads the source again

@@ -33,6 +33,12 @@ type Options struct {
 	// and returns the layout's path (process/builtin.Build). Nil disables
 	// the built-in image.
 	Builtin func(ctx context.Context, dir string) (string, error)
+	// Registry, when set, enables registry pulls: a name that is not in the
+	// store (or asked for with cached false) is pulled from its registry,
+	// and names without a registry (docker.io) from this one. HOST[:PORT]
+	// or http(s)://HOST[:PORT]; plain HTTP only for loopback hosts, which
+	// are always spoken to in plain HTTP.
+	Registry string
 	// BuiltinReference is the reference that selects the built-in image.
 	BuiltinReference string
 	// Logger logs imports, drops and prunes (nil: no logs).
@@ -49,6 +55,8 @@ type Store struct {
 	log                                  *zap.Logger
 	now                                  func() time.Time
 	noChown                              bool
+	// registry is Options.Registry as HOST[:PORT] ("" when pulls are off).
+	registry string
 
 	// imports coalesces Gets of one image; layerFlights extractions of one
 	// layer wanted by two images.
@@ -87,6 +95,13 @@ func New(o Options) (*Store, error) {
 		now:        o.Now,
 		noChown:    os.Geteuid() != 0,
 		images:     map[string]store.Image{},
+	}
+	if o.Registry != "" {
+		host, err := parseRegistry(o.Registry)
+		if err != nil {
+			return nil, err
+		}
+		s.registry = host
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()
@@ -177,12 +192,13 @@ func (s *Store) resolve(ctx context.Context, req request, wf archive.WhiteoutFor
 		}
 		return s.resolveLayout(dir, "", sourceBuiltin, req.reference)
 	}
-	return s.resolveName(req, wf, cached)
+	return s.resolveName(ctx, req, wf, cached)
 }
 
-// resolveName finds a plain name: in TarballDir, else from the source it
-// was imported from, else as stored.
-func (s *Store) resolveName(req request, wf archive.WhiteoutFormat, cached bool) (resolved, error) {
+// resolveName finds a plain name: in TarballDir, else from the archive or
+// layout it was imported from, else from its registry when pulls are on,
+// else as stored.
+func (s *Store) resolveName(ctx context.Context, req request, wf archive.WhiteoutFormat, cached bool) (resolved, error) {
 	var tried []string
 	if s.o.TarballDir != "" {
 		for _, c := range tarballCandidates(s.o.TarballDir, req.typed, *req.want) {
@@ -200,6 +216,9 @@ func (s *Store) resolveName(req request, wf archive.WhiteoutFormat, cached bool)
 			return r, nil
 		}
 	}
+	if s.registry != "" && (!found || !cached || !s.complete(img, wf)) {
+		return s.resolveRegistry(ctx, req)
+	}
 	if found && s.complete(img, wf) {
 		img = s.withLayers(img, wf)
 		return resolved{cached: &img}, nil
@@ -208,7 +227,7 @@ func (s *Store) resolveName(req request, wf archive.WhiteoutFormat, cached bool)
 	if len(tried) > 0 {
 		msg += " and there is no tarball " + strings.Join(tried, " or ")
 	}
-	return resolved{}, fmt.Errorf("image %s: %s; registry pulls come in a later release (use docker-archive:PATH or oci:PATH): %w", req.reference, msg, errdefs.ErrNotFound)
+	return resolved{}, fmt.Errorf("image %s: %s and no registry is configured (--docker_registry=HOST[:PORT]; or use docker-archive:PATH or oci:PATH): %w", req.reference, msg, errdefs.ErrNotFound)
 }
 
 // reread opens again the archive or layout an image was imported from,
@@ -306,7 +325,7 @@ func (s *Store) put(img store.Image) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for ref, old := range s.images {
-		if old.Source == img.Source && ref != img.Reference {
+		if img.Source != sourceRegistry && old.Source == img.Source && ref != img.Reference {
 			delete(s.images, ref)
 		}
 	}
@@ -394,7 +413,7 @@ func (s *Store) Remove(ctx context.Context, ref string) error {
 	defer s.mu.Unlock()
 	var removed bool
 	for r, img := range s.images {
-		if keys[img.Reference] || keys[img.Source] {
+		if keys[img.Reference] || (img.Source != sourceRegistry && keys[img.Source]) {
 			delete(s.images, r)
 			removed = true
 		}
@@ -475,7 +494,7 @@ func (s *Store) pruneImages(excluded []string, res *store.PruneResult) (map[stri
 	defer s.mu.Unlock()
 	retained := map[string]bool{}
 	for ref, img := range s.images {
-		if keep[img.Reference] || keep[img.Source] {
+		if keep[img.Reference] || (img.Source != sourceRegistry && keep[img.Source]) {
 			for _, id := range img.LayerIDs {
 				retained[id] = true
 			}

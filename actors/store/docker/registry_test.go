@@ -1,0 +1,310 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/berthrt/berth/fixtures/images"
+	"github.com/berthrt/berth/process/errdefs"
+)
+
+// testRegistry is an in-process registry on 127.0.0.1 that counts blob
+// downloads and can serve replaced blobs or refuse every request.
+type testRegistry struct {
+	host string
+	// blobGets counts GETs of blobs.
+	blobGets atomic.Int64
+	// replace maps a blob digest to the bytes served instead.
+	replace map[string][]byte
+	// deny answers 401 to every request.
+	deny atomic.Bool
+}
+
+func startRegistry(t *testing.T) *testRegistry {
+	t.Helper()
+	r := &testRegistry{replace: map[string][]byte{}}
+	var mu sync.Mutex
+	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if r.deny.Load() {
+			w.Header().Set("WWW-Authenticate", `Basic realm="berth-test"`)
+			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"no"}]}`, http.StatusUnauthorized)
+			return
+		}
+		if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/sha256:") {
+			r.blobGets.Add(1)
+			d := req.URL.Path[strings.LastIndex(req.URL.Path, "/")+1:]
+			mu.Lock()
+			data, ok := r.replace[d]
+			mu.Unlock()
+			if ok {
+				_, _ = w.Write(data)
+				return
+			}
+		}
+		h.ServeHTTP(w, req)
+	}))
+	t.Cleanup(srv.Close)
+	r.host = strings.TrimPrefix(srv.URL, "http://")
+	return r
+}
+
+// push puts the image (or index) of a one-entry OCI layout under ref.
+func push(t *testing.T, dir, ref string) {
+	t.Helper()
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := im.Manifests[len(im.Manifests)-1]
+	if d.MediaType.IsIndex() {
+		ii, err := idx.ImageIndex(d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.WriteIndex(r, ii); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	img, err := idx.Image(d.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pushStandard pushes images.Standard under host/repo:tag.
+func pushStandard(t *testing.T, host, repo string) images.Built {
+	t.Helper()
+	built, _ := pushStandardDir(t, host, repo)
+	return built
+}
+
+// pushStandardDir is pushStandard that also returns the layout pushed.
+func pushStandardDir(t *testing.T, host, repo string) (images.Built, string) {
+	t.Helper()
+	dir := t.TempDir()
+	built, err := images.OCILayout(dir, "v1", images.Standard(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	push(t, dir, host+"/"+repo)
+	return built, dir
+}
+
+func TestRegistryPull(t *testing.T) {
+	reg := startRegistry(t)
+	built := pushStandard(t, reg.host, "berth/test:v1")
+	s := newStore(t, Options{Registry: reg.host})
+
+	img := get(t, s, reg.host+"/berth/test:v1")
+	checkStandard(t, s, img, built.Images[0])
+	if img.Reference != reg.host+"/berth/test:v1" || img.Digest != built.Digest || img.Source != sourceRegistry {
+		t.Fatalf("reference %s digest %s (want %s) source %s", img.Reference, img.Digest, built.Digest, img.Source)
+	}
+	if n := reg.blobGets.Load(); n != 3 {
+		t.Fatalf("%d blob downloads, want 3 (config and two layers)", n)
+	}
+
+	// By digest, in the same store: the layers are cached by diff id and
+	// not downloaded again.
+	byDigest := get(t, s, reg.host+"/berth/test@"+built.Digest)
+	if byDigest.Digest != built.Digest || s.extractions.Load() != 2 {
+		t.Fatalf("by digest: %+v, %d extractions", byDigest, s.extractions.Load())
+	}
+	if _, err := s.Get(context.Background(), reg.host+"/berth/test@"+built.Digest, "copy", false); err != nil {
+		t.Fatal(err)
+	}
+	if n := reg.blobGets.Load(); n != 4 {
+		t.Fatalf("%d blob downloads, want 4 (the digest is served from the store; the re-pull fetches only the config)", n)
+	}
+
+	// A name without a registry comes from Options.Registry and keeps its
+	// docker.io name; both images stay in the store.
+	pushStandard(t, reg.host, "library/busybox:latest")
+	hub := get(t, s, "busybox")
+	if hub.Reference != "docker.io/library/busybox:latest" || hub.Digest != built.Digest {
+		t.Fatalf("default registry: %+v", hub)
+	}
+	list, err := s.List(context.Background())
+	if err != nil || len(list) != 3 {
+		t.Fatalf("list: %d images, %v", len(list), err)
+	}
+
+	// By digest in a fresh store.
+	fresh := newStore(t, Options{Registry: "http://" + reg.host})
+	if img := get(t, fresh, reg.host+"/berth/test@"+built.Digest); img.Digest != built.Digest {
+		t.Fatalf("fresh by digest: %+v", img)
+	}
+	checkClean(t, fresh, built.Images[0].DiffIDs)
+}
+
+func TestRegistryErrors(t *testing.T) {
+	reg := startRegistry(t)
+	pushStandard(t, reg.host, "berth/test:v1")
+	s := newStore(t, Options{Registry: reg.host})
+	ctx := context.Background()
+	for _, ref := range []string{reg.host + "/berth/test:nope", reg.host + "/berth/nothing:v1",
+		reg.host + "/berth/test@sha256:" + strings.Repeat("a", 64)} {
+		_, err := s.Get(ctx, ref, "copy", true)
+		if !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), ref) || !strings.Contains(err.Error(), "registry "+reg.host) {
+			t.Fatalf("%s: %v", ref, err)
+		}
+	}
+
+	reg.deny.Store(true)
+	if _, err := s.Get(ctx, reg.host+"/berth/test:v1", "copy", true); !errors.Is(err, errdefs.ErrPermissionDenied) {
+		t.Fatalf("denied: %v", err)
+	}
+
+	closed := httptest.NewServer(http.NotFoundHandler())
+	host := strings.TrimPrefix(closed.URL, "http://")
+	closed.Close()
+	if _, err := s.Get(ctx, host+"/berth/test:v1", "copy", true); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Fatalf("unreachable: %v", err)
+	}
+	checkClean(t, s, nil)
+
+	for _, bad := range []string{"http://registry.example.com", "ftp://127.0.0.1:5000", "127.0.0.1:5000/path"} {
+		if _, err := New(Options{Dir: filepath.Join(t.TempDir(), "d"), Registry: bad}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Fatalf("registry %q: %v", bad, err)
+		}
+	}
+	// Without a registry, names are not pulled.
+	off := newStore(t, Options{})
+	if _, err := off.Get(ctx, reg.host+"/berth/test:v1", "copy", true); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("pulls off: %v", err)
+	}
+}
+
+func TestRegistryManifestList(t *testing.T) {
+	reg := startRegistry(t)
+	other := "arm64"
+	if runtime.GOARCH == "arm64" {
+		other = "amd64"
+	}
+	foreign, native := images.Small("", "foreign"), images.Small("", "native")
+	foreign.Architecture = other
+	dir := t.TempDir()
+	built, err := images.OCILayout(dir, "multi", foreign, native)
+	if err != nil {
+		t.Fatal(err)
+	}
+	push(t, dir, reg.host+"/berth/multi:v1")
+	s := newStore(t, Options{Registry: reg.host})
+	img := get(t, s, reg.host+"/berth/multi:v1")
+	if img.Digest != built.Images[1].ManifestDigest || readFile(t, filepath.Join(img.Layers[0], "hello")) != "native" {
+		t.Fatalf("picked %s, want the %s image %s", img.Digest, runtime.GOARCH, built.Images[1].ManifestDigest)
+	}
+	// The index digest selects the same image.
+	if byIndex := get(t, s, reg.host+"/berth/multi@"+built.Digest); byIndex.Digest != built.Images[1].ManifestDigest {
+		t.Fatalf("by index digest: %+v", byIndex)
+	}
+
+	onlyDir := t.TempDir()
+	if _, err := images.OCILayout(onlyDir, "x", foreign, foreign); err != nil {
+		t.Fatal(err)
+	}
+	push(t, onlyDir, reg.host+"/berth/foreign:v1")
+	if _, err := s.Get(context.Background(), reg.host+"/berth/foreign:v1", "copy", true); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("no image for this platform: %v", err)
+	}
+}
+
+func TestRegistryCorruptLayer(t *testing.T) {
+	reg := startRegistry(t)
+	built, stdDir := pushStandardDir(t, reg.host, "berth/test:v1")
+	// Serve another valid layer in place of the first one: it extracts,
+	// but its digest is not the manifest's.
+	dir := t.TempDir()
+	small, err := images.OCILayout(dir, "v1", images.Small("", "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := layerDigests(t, stdDir, built.Digest)
+	smallBlob := readFile(t, filepath.Join(dir, blobName(layerDigests(t, dir, small.Digest)[0])))
+	reg.replace[m[0]] = []byte(smallBlob)
+
+	s := newStore(t, Options{Registry: reg.host})
+	_, err = s.Get(context.Background(), reg.host+"/berth/test:v1", "copy", true)
+	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), m[0]) {
+		t.Fatalf("corrupt layer: %v", err)
+	}
+	if exists(s.layerDir(built.Images[0].DiffIDs[0])) {
+		t.Fatal("the corrupt layer is in the cache")
+	}
+	checkClean(t, s, built.Images[0].DiffIDs[1:])
+	if imgs, _ := s.List(context.Background()); len(imgs) != 0 {
+		t.Fatalf("stored %v", imgs)
+	}
+}
+
+// layerDigests returns the layer digests of a manifest in a layout.
+func layerDigests(t *testing.T, dir, digest string) []string {
+	t.Helper()
+	p, err := readOCIManifest(dirFiles{root: dir}, descriptor{MediaType: mediaTypeOCIManifest, Digest: digest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range p.layers {
+		out = append(out, l.digest)
+	}
+	return out
+}
+
+func TestRegistryConcurrentGets(t *testing.T) {
+	reg := startRegistry(t)
+	built := pushStandard(t, reg.host, "berth/test:v1")
+	s := newStore(t, Options{Registry: reg.host})
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			img, err := s.Get(context.Background(), reg.host+"/berth/test:v1", "copy", true)
+			if err == nil && img.Digest != built.Digest {
+				err = errors.New("digest " + img.Digest)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.importRuns.Load() != 1 || s.extractions.Load() != 2 || reg.blobGets.Load() != 3 {
+		t.Fatalf("imports %d, extractions %d, blob downloads %d; want 1, 2, 3", s.importRuns.Load(), s.extractions.Load(), reg.blobGets.Load())
+	}
+	checkClean(t, s, built.Images[0].DiffIDs)
+}
