@@ -7,12 +7,16 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -33,11 +37,16 @@ type testRegistry struct {
 	replace map[string][]byte
 	// deny answers 401 to every request.
 	deny atomic.Bool
+	// stall, when set, is a blob digest whose GET sends half the blob and
+	// then hangs until the request ends; stalled is told when that happens.
+	stall   atomic.Value // string
+	stalled chan struct{}
 }
 
 func startRegistry(t *testing.T) *testRegistry {
 	t.Helper()
-	r := &testRegistry{replace: map[string][]byte{}}
+	r := &testRegistry{replace: map[string][]byte{}, stalled: make(chan struct{}, 1)}
+	r.stall.Store("")
 	var mu sync.Mutex
 	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -51,9 +60,25 @@ func startRegistry(t *testing.T) *testRegistry {
 			d := req.URL.Path[strings.LastIndex(req.URL.Path, "/")+1:]
 			mu.Lock()
 			data, ok := r.replace[d]
+			stall := r.stall.Load() == d
 			mu.Unlock()
 			if ok {
 				_, _ = w.Write(data)
+				return
+			}
+			if stall {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				body := rec.Body.Bytes()
+				w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+				w.WriteHeader(http.StatusOK)
+				_, _ = w.Write(body[:len(body)/2])
+				w.(http.Flusher).Flush()
+				select {
+				case r.stalled <- struct{}{}:
+				default:
+				}
+				<-req.Context().Done()
 				return
 			}
 		}
@@ -307,4 +332,45 @@ func TestRegistryConcurrentGets(t *testing.T) {
 		t.Fatalf("imports %d, extractions %d, blob downloads %d; want 1, 2, 3", s.importRuns.Load(), s.extractions.Load(), reg.blobGets.Load())
 	}
 	checkClean(t, s, built.Images[0].DiffIDs)
+}
+
+// TestRegistryPullKilledMidway: a pull killed (SIGKILL) while a layer is
+// half downloaded leaves a store that recovers cleanly — no half layer in
+// the cache, staging emptied, no image recorded — and a retry succeeds.
+func TestRegistryPullKilledMidway(t *testing.T) {
+	reg := startRegistry(t)
+	built, stdDir := pushStandardDir(t, reg.host, "berth/crash:v1")
+	stalled := layerDigests(t, stdDir, built.Digest)[1]
+	reg.stall.Store(stalled)
+	dir := filepath.Join(t.TempDir(), "store", "docker")
+	ref := reg.host + "/berth/crash:v1"
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), pullChildEnv+"="+dir+"|"+reg.host+"|"+ref)
+	var out strings.Builder
+	child.Stdout, child.Stderr = &out, &out
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-reg.stalled:
+	case <-time.After(time.Minute):
+		_ = child.Process.Kill()
+		t.Fatalf("the pull never reached the stalled layer:\n%s", out.String())
+	}
+	if err := child.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = child.Wait()
+	if staged, _ := os.ReadDir(filepath.Join(dir, "staging")); len(staged) == 0 {
+		t.Log("the killed pull left nothing in staging (its extraction had not begun)")
+	}
+	reg.stall.Store("")
+	s := newStore(t, Options{Dir: dir, Registry: reg.host})
+	res, err := s.Recover(context.Background())
+	if err != nil || res.Images != 0 {
+		t.Fatalf("recover = %+v, %v; want no image", res, err)
+	}
+	checkClean(t, s, built.Images[0].DiffIDs)
+	img := get(t, s, ref)
+	checkStandard(t, s, img, built.Images[0])
 }
