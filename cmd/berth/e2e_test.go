@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -129,6 +130,17 @@ func TestE2EExecuteBuiltinImage(t *testing.T) {
 	ls, err := exec.Command(berthBin, "image", "ls", "--work_dir="+h.work).CombinedOutput()
 	if err != nil || !strings.Contains(string(ls), "localhost/berth/default") {
 		t.Errorf("berth image ls: %v\n%s", err, ls)
+	}
+	js, err := exec.Command(berthBin, "image", "inspect", "localhost/berth/default:latest", "--work_dir="+h.work).Output()
+	var inspected []struct {
+		Reference, Source string
+		LayerIDs          []string
+	}
+	if err != nil || json.Unmarshal(js, &inspected) != nil || len(inspected) != 1 || inspected[0].Source != "builtin" || len(inspected[0].LayerIDs) != 2 {
+		t.Errorf("berth image inspect: %v\n%s", err, js)
+	}
+	if out, err := exec.Command(berthBin, "image", "inspect", "no/such:image", "--work_dir="+h.work).CombinedOutput(); err == nil || !strings.Contains(string(out), "no/such:image") {
+		t.Errorf("berth image inspect of an unknown image = %v, %q; want an error naming it", err, out)
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,14 +12,17 @@ import (
 	"time"
 
 	"github.com/berthrt/berth/actors/agent"
+	"github.com/berthrt/berth/actors/store"
 )
 
-const imageSynopsis = `berth image ls | pull REF | rm REF | prune  [--work_dir=DIR] [--docker_store_dir=DIR]
+const imageSynopsis = `berth image ls | inspect REF | pull REF | rm REF | prune  [--work_dir=DIR] [--docker_store_dir=DIR]
 
 pull imports REF into the store and prints its reference and digest:
 docker-archive:PATH, oci:PATH[:TAG], a name found in --docker_registry=DIR,
 or NAME[:TAG|@DIGEST] pulled from its registry with
---docker_registry=HOST[:PORT] (names without a host are pulled from it).`
+--docker_registry=HOST[:PORT] (names without a host are pulled from it).
+inspect prints stored images as JSON (by reference, familiar name or
+digest); it never pulls.`
 
 func image(args []string) int {
 	if len(args) == 0 {
@@ -29,7 +33,8 @@ func image(args []string) int {
 	fs := newFlagSet("image "+sub, imageSynopsis)
 	var af agentFlags
 	af.register(fs)
-	if err := fs.Parse(normalizeFlags(args[1:])); err != nil {
+	refs, err := parseInterleaved(fs, normalizeFlags(args[1:]))
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.Usage()
 			return 0
@@ -42,7 +47,7 @@ func image(args []string) int {
 		fmt.Fprintf(os.Stderr, "berth image: %v\n", err)
 		return 2
 	}
-	if sub != "ls" && sub != "list" {
+	if sub != "ls" && sub != "list" && sub != "inspect" {
 		// Only one process may change the store at a time; an agent holds
 		// the work dir's lock while it runs.
 		lctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -84,13 +89,43 @@ func image(args []string) int {
 		}
 		_ = tw.Flush()
 		return 0
+	case "inspect":
+		if len(refs) == 0 {
+			fmt.Fprintf(os.Stderr, "berth image inspect: give an image reference or digest\n")
+			return 2
+		}
+		imgs, err := st.List(ctx)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "berth: %v\n", err)
+			return 1
+		}
+		var found []store.Image
+		status := 0
+		for _, ref := range refs {
+			img, ok := findImage(imgs, ref)
+			if !ok {
+				fmt.Fprintf(os.Stderr, "berth: image %q is not in the store (berth image ls lists it)\n", ref)
+				status = 1
+				continue
+			}
+			found = append(found, img)
+		}
+		if len(found) > 0 {
+			enc := json.NewEncoder(os.Stdout)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(found); err != nil {
+				fmt.Fprintf(os.Stderr, "berth: %v\n", err)
+				return 1
+			}
+		}
+		return status
 	case "pull", "import":
-		if fs.NArg() == 0 {
+		if len(refs) == 0 {
 			fmt.Fprintf(os.Stderr, "berth image pull: give an image reference\n")
 			return 2
 		}
 		status := 0
-		for _, ref := range fs.Args() {
+		for _, ref := range refs {
 			img, err := st.Get(ctx, ref, "", false)
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "berth: %v\n", err)
@@ -101,12 +136,12 @@ func image(args []string) int {
 		}
 		return status
 	case "rm", "remove":
-		if fs.NArg() == 0 {
+		if len(refs) == 0 {
 			fmt.Fprintf(os.Stderr, "berth image rm: give an image reference\n")
 			return 2
 		}
 		status := 0
-		for _, ref := range fs.Args() {
+		for _, ref := range refs {
 			if err := st.Remove(ctx, ref); err != nil {
 				fmt.Fprintf(os.Stderr, "berth: %v\n", err)
 				status = 1
@@ -135,6 +170,21 @@ func image(args []string) int {
 	}
 	fmt.Fprintf(os.Stderr, "berth image: unknown subcommand %q\nUsage: %s\n", sub, imageSynopsis)
 	return 2
+}
+
+// findImage finds ref among imgs: a full reference, a familiar name
+// (busybox:latest, berth/test:v1) or a digest (full, or its hex prefix).
+func findImage(imgs []store.Image, ref string) (store.Image, bool) {
+	for _, img := range imgs {
+		familiar := strings.TrimPrefix(strings.TrimPrefix(img.Reference, "docker.io/"), "library/")
+		hex := strings.TrimPrefix(img.Digest, "sha256:")
+		switch {
+		case ref == img.Reference, ref == familiar, ref == img.Digest, ref == img.ConfigDigest,
+			len(ref) >= 12 && strings.HasPrefix(hex, strings.TrimPrefix(ref, "sha256:")):
+			return img, true
+		}
+	}
+	return store.Image{}, false
 }
 
 func humanSize(b uint64) string {
