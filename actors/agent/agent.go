@@ -90,7 +90,7 @@ func NewStore(o Options, logger *zap.Logger) (store.Store, error) {
 		registry = o.DockerRegistry
 	}
 	return docker.New(docker.Options{
-		Dir: o.DockerStoreDir, TarballDir: tarballs, Registry: registry,
+		Dir: o.DockerStoreDir, TarballDir: tarballs, Registry: registry, DockerConfig: o.DockerConfig,
 		Builtin: builtin.Build, BuiltinReference: builtin.Reference, Logger: logger,
 	})
 }

@@ -39,6 +39,8 @@ type Options struct {
 	// from: HOST[:PORT] or http(s)://HOST[:PORT] (plain HTTP for loopback
 	// hosts only); names without a registry host are pulled from it.
 	DockerRegistry string
+	// DockerConfig is a Docker config.json with registry logins.
+	DockerConfig string
 	// SandboxDirectory is the sandbox's path inside containers.
 	SandboxDirectory string
 	// InitPath and InitArgs re-exec the container's init (default: this

@@ -47,8 +47,8 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 // agentFlags are the flags every command that runs an agent takes.
 type agentFlags struct {
-	workDir, runtimeDir, isolation, dockerStoreDir, dockerRegistry, sandboxDir string
-	logLevel, logFormat                                                        string
+	workDir, runtimeDir, isolation, dockerStoreDir, dockerRegistry, dockerConfig, sandboxDir string
+	logLevel, logFormat                                                                      string
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
@@ -56,6 +56,7 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.runtimeDir, "runtime_dir", agent.DefaultRuntimeDir, "directory for checkpoints of running containers")
 	fs.StringVar(&f.isolation, "isolation", agent.DefaultIsolation, "isolators, comma separated")
 	fs.StringVar(&f.dockerStoreDir, "docker_store_dir", "", "docker store directory (default <work_dir>/store/docker)")
+	fs.StringVar(&f.dockerConfig, "docker_config", "", "a Docker config.json with registry logins (auths)")
 	fs.StringVar(&f.dockerRegistry, "docker_registry", "", "a directory of `docker save` tarballs named REPO:TAG.tar, or a registry HOST[:PORT] to pull from")
 	fs.StringVar(&f.sandboxDir, "sandbox_directory", "", "the sandbox's path inside containers (default /mnt/berth/sandbox)")
 	fs.StringVar(&f.logLevel, "log_level", "warn", "log level: debug, info, warn, error")
@@ -65,7 +66,7 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 func (f *agentFlags) options() agent.Options {
 	return agent.Options{
 		WorkDir: f.workDir, RuntimeDir: f.runtimeDir, Isolation: f.isolation,
-		DockerStoreDir: f.dockerStoreDir, DockerRegistry: f.dockerRegistry, SandboxDirectory: f.sandboxDir,
+		DockerStoreDir: f.dockerStoreDir, DockerRegistry: f.dockerRegistry, DockerConfig: f.dockerConfig, SandboxDirectory: f.sandboxDir,
 	}
 }
 

@@ -20,6 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/berthrt/berth/actors/actortest"
 )
 
@@ -27,7 +29,11 @@ import (
 // free loopback port with its storage in a temporary directory and returns
 // its HOST:PORT; the registry is killed and its storage removed at the end
 // of the test.
-func startDockerRegistry(t *testing.T) string {
+func startDockerRegistry(t *testing.T) string { return startDockerRegistryWith(t, "", "") }
+
+// startDockerRegistryWith is startDockerRegistry requiring the basic-auth
+// login user:password (htpasswd, bcrypt) when user is not empty.
+func startDockerRegistryWith(t *testing.T, user, password string) string {
 	t.Helper()
 	bin := actortest.RequiresTool(t, "docker-registry", "apt-get install docker-registry")
 	dir, err := os.MkdirTemp("", "berth-test-registry-")
@@ -41,6 +47,17 @@ log: {level: warn, accesslog: {disabled: true}}
 storage: {filesystem: {rootdirectory: %s}, delete: {enabled: true}}
 http: {addr: %s}
 `, filepath.Join(dir, "data"), addr)
+	if user != "" {
+		hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		htpasswd := filepath.Join(dir, "htpasswd")
+		if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg += fmt.Sprintf("auth: {htpasswd: {realm: berth-test, path: %s}}\n", htpasswd)
+	}
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -62,7 +79,11 @@ http: {addr: %s}
 	})
 	client := &http.Client{Timeout: time.Second}
 	for deadline := time.Now().Add(15 * time.Second); ; {
-		resp, err := client.Get("http://" + addr + "/v2/")
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v2/", nil)
+		if user != "" {
+			req.SetBasicAuth(user, password)
+		}
+		resp, err := client.Do(req)
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -182,5 +203,34 @@ func pushIndex(t *testing.T, src, dst string) {
 	}
 	if err := remote.WriteIndex(dstRef, idx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestE2ERegistryBasicAuth: a registry that wants a login (htpasswd) serves
+// the image given --docker_config with that login, and refuses (exit 125,
+// "permission denied" naming the image) without it.
+func TestE2ERegistryBasicAuth(t *testing.T) {
+	skopeo := actortest.RequiresTool(t, "skopeo", "apt-get install skopeo")
+	reg := startDockerRegistryWith(t, "berth", "s3cret")
+	src := newHost(t)
+	if _, errOut, code := src.execute(t, "--command=true"); code != 0 {
+		t.Fatalf("built-in image: exit %d: %s", code, errOut)
+	}
+	layout := "oci:" + filepath.Join(src.work, "store", "docker", "builtin") + ":latest"
+	skopeoRun(t, skopeo, "copy", "--dest-tls-verify=false", "--dest-creds=berth:s3cret", layout, "docker://"+reg+"/berth/private:v1")
+
+	h := newHost(t)
+	image := "--image=" + reg + "/berth/private:v1"
+	_, errOut, code := h.execute(t, "--docker_registry="+reg, image, "--command=true")
+	if code != 125 || !strings.Contains(errOut, "berth/private:v1") || !strings.Contains(errOut, "permission denied") {
+		t.Errorf("without a login: exit %d (want 125); stderr:\n%s", code, errOut)
+	}
+	config := filepath.Join(h.root, "config.json")
+	if err := os.WriteFile(config, []byte(`{"auths":{"`+reg+`":{"auth":"YmVydGg6czNjcmV0"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := h.execute(t, "--docker_registry="+reg, "--docker_config="+config, image, "--command=echo logged in")
+	if code != 0 || out != "logged in\n" {
+		t.Errorf("with --docker_config: exit %d, output %q; stderr:\n%s", code, out, errOut)
 	}
 }

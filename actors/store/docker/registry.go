@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -147,7 +146,7 @@ func (s *Store) resolveRegistry(ctx context.Context, req request) (resolved, err
 		}
 		ref = repo.Digest(n.digest)
 	}
-	auth := authn.Anonymous
+	auth := s.creds.authFor(repo.RegistryStr())
 	opts := []remote.Option{
 		remote.WithContext(ctx), remote.WithAuth(auth), remote.WithUserAgent("berth"),
 		remote.WithPlatform(v1.Platform{OS: "linux", Architecture: runtime.GOARCH}),

@@ -41,15 +41,26 @@ type testRegistry struct {
 	// then hangs until the request ends; stalled is told when that happens.
 	stall   atomic.Value // string
 	stalled chan struct{}
+	// login, when set ("user:password"), is required as HTTP basic auth.
+	login atomic.Value // string
 }
 
 func startRegistry(t *testing.T) *testRegistry {
 	t.Helper()
 	r := &testRegistry{replace: map[string][]byte{}, stalled: make(chan struct{}, 1)}
 	r.stall.Store("")
+	r.login.Store("")
 	var mu sync.Mutex
 	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if login := r.login.Load().(string); login != "" {
+			user, pass, ok := req.BasicAuth()
+			if !ok || user+":"+pass != login {
+				w.Header().Set("WWW-Authenticate", `Basic realm="berth-test"`)
+				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"login"}]}`, http.StatusUnauthorized)
+				return
+			}
+		}
 		if r.deny.Load() {
 			w.Header().Set("WWW-Authenticate", `Basic realm="berth-test"`)
 			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"no"}]}`, http.StatusUnauthorized)
@@ -373,4 +384,54 @@ func TestRegistryPullKilledMidway(t *testing.T) {
 	checkClean(t, s, built.Images[0].DiffIDs)
 	img := get(t, s, ref)
 	checkStandard(t, s, img, built.Images[0])
+}
+
+// TestRegistryBasicAuth: a registry that wants a login refuses anonymous
+// and wrong logins (permission denied) and serves the one in --docker_config,
+// whether written as "auth" or as "username"/"password".
+func TestRegistryBasicAuth(t *testing.T) {
+	reg := startRegistry(t)
+	built := pushStandard(t, reg.host, "berth/private:v1")
+	reg.login.Store("berth:s3cret")
+	ref := reg.host + "/berth/private:v1"
+	config := func(body string) string {
+		p := filepath.Join(t.TempDir(), "config.json")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, c := range []struct {
+		name, config string
+		ok           bool
+	}{
+		{"anonymous", "", false},
+		{"wrong password", config(`{"auths":{"` + reg.host + `":{"username":"berth","password":"nope"}}}`), false},
+		{"other registry", config(`{"auths":{"example.com":{"auth":"YmVydGg6czNjcmV0"}}}`), false},
+		{"auth field", config(`{"auths":{"` + reg.host + `":{"auth":"YmVydGg6czNjcmV0"}}}`), true},
+		{"username and password", config(`{"auths":{"http://` + reg.host + `/v2/":{"username":"berth","password":"s3cret"}}}`), true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newStore(t, Options{Registry: reg.host, DockerConfig: c.config})
+			img, err := s.Get(context.Background(), ref, "copy", true)
+			if !c.ok {
+				if !errors.Is(err, errdefs.ErrPermissionDenied) {
+					t.Fatalf("Get = %v, want permission denied", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkStandard(t, s, img, built.Images[0])
+		})
+	}
+	for _, bad := range []string{config(`{`), config(`{"auths":{"h":{"auth":"%%%"}}}`), config(`{"auths":{"h":{"auth":"bm9jb2xvbg=="}}}`)} {
+		if _, err := New(Options{Dir: t.TempDir(), DockerConfig: bad}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("New with a malformed config.json = %v, want invalid argument", err)
+		}
+	}
+	if _, err := New(Options{Dir: t.TempDir(), DockerConfig: "/no/such/config.json"}); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("New with a missing config.json = %v, want not found", err)
+	}
 }

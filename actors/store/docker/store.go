@@ -39,6 +39,9 @@ type Options struct {
 	// or http(s)://HOST[:PORT]; plain HTTP only for loopback hosts, which
 	// are always spoken to in plain HTTP.
 	Registry string
+	// DockerConfig is a Docker config.json holding registry logins
+	// (Mesos's --docker_config); "" pulls anonymously.
+	DockerConfig string
 	// BuiltinReference is the reference that selects the built-in image.
 	BuiltinReference string
 	// Logger logs imports, drops and prunes (nil: no logs).
@@ -57,6 +60,8 @@ type Store struct {
 	noChown                              bool
 	// registry is Options.Registry as HOST[:PORT] ("" when pulls are off).
 	registry string
+	// creds are the logins of Options.DockerConfig.
+	creds credentials
 
 	// imports coalesces Gets of one image; layerFlights extractions of one
 	// layer wanted by two images.
@@ -96,6 +101,11 @@ func New(o Options) (*Store, error) {
 		noChown:    os.Geteuid() != 0,
 		images:     map[string]store.Image{},
 	}
+	creds, err := loadCredentials(o.DockerConfig)
+	if err != nil {
+		return nil, err
+	}
+	s.creds = creds
 	if o.Registry != "" {
 		host, err := parseRegistry(o.Registry)
 		if err != nil {
