@@ -299,7 +299,7 @@ func (h *host) startAgent(t *testing.T, addr string) (stop func()) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -29,11 +29,11 @@ import (
 // free loopback port with its storage in a temporary directory and returns
 // its HOST:PORT; the registry is killed and its storage removed at the end
 // of the test.
-func startDockerRegistry(t *testing.T) string { return startDockerRegistryWith(t, "", "") }
+func startDockerRegistry(t testing.TB) string { return startDockerRegistryWith(t, "", "") }
 
 // startDockerRegistryWith is startDockerRegistry requiring the basic-auth
 // login user:password (htpasswd, bcrypt) when user is not empty.
-func startDockerRegistryWith(t *testing.T, user, password string) string {
+func startDockerRegistryWith(t testing.TB, user, password string) string {
 	t.Helper()
 	bin := actortest.RequiresTool(t, "docker-registry", "apt-get install docker-registry")
 	dir, err := os.MkdirTemp("", "berth-test-registry-")
