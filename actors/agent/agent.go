@@ -77,6 +77,7 @@ type agentActor struct {
 	id      string
 	logger  *zap.Logger
 	pids    pids
+	gc      imageGC
 }
 
 // NewStore builds the docker store of an agent's options, for commands that
@@ -133,6 +134,9 @@ func Start(ctx context.Context, sys *actor.ActorSystem, o Options, logger *zap.L
 			release()
 		}
 	}()
+	if err := validateImageGC(o); err != nil {
+		return nil, err
+	}
 	st, err := NewStore(o, logger)
 	if err != nil {
 		return nil, err
@@ -157,7 +161,9 @@ func Start(ctx context.Context, sys *actor.ActorSystem, o Options, logger *zap.L
 		zap.String("runtime_dir", o.RuntimeDir), zap.String("backend", backends.chosen), zap.String("isolation", o.Isolation))
 	comp := components{store: st, backends: backends.available, unavailable: backends.unavailable, isolators: isolators, launcher: l}
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return &agentActor{o: o, comp: comp, backend: backends.chosen, id: id, logger: logger}
+		return &agentActor{o: o, comp: comp, backend: backends.chosen, id: id, logger: logger, gc: imageGC{
+			threshold: o.ImageGCThreshold, interval: o.ImageGCInterval, excluded: o.ImageGCExcluded, dir: o.DockerStoreDir,
+		}}
 	}, actor.WithSupervisor(actor.NewOneForOneStrategy(10, 10*time.Second, actor.DefaultDecider)))
 	pid, err := sys.Root.SpawnNamed(props, "agent")
 	if err != nil {
@@ -182,6 +188,7 @@ func Start(ctx context.Context, sys *actor.ActorSystem, o Options, logger *zap.L
 	if len(rec.GetRecovered()) > 0 || len(rec.GetOrphans()) > 0 {
 		logger.Info("recovered", zap.Int("containers", len(rec.GetRecovered())), zap.Int("orphans_killed", len(rec.GetOrphans())))
 	}
+	sys.Root.Send(pid, &startImageGC{})
 	return a, nil
 }
 
@@ -232,6 +239,10 @@ func (a *agentActor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *actor.Started:
 		a.spawnChildren(c)
+	case *actor.Stopping:
+		a.stopImageGC()
+	case *startImageGC, *imageGCTick:
+		a.onImageGC(c, m)
 	case *whoIs:
 		c.Respond(&a.pids)
 	case *agentv1.RunContainerRequest:

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/berthrt/berth/actors/isolator"
 	"github.com/berthrt/berth/actors/isolator/filesystem"
@@ -47,6 +48,14 @@ type Options struct {
 	// binary, "init"); tests point them at the test binary.
 	InitPath string
 	InitArgs []string
+	// ImageGCThreshold turns on the automatic image GC: when the file
+	// system of the docker store is fuller than this fraction (0 < t <= 1),
+	// unused images and layers are pruned. 0 turns it off.
+	ImageGCThreshold float64
+	// ImageGCInterval is how often the disk is checked (default 1m).
+	ImageGCInterval time.Duration
+	// ImageGCExcluded are image references the GC never removes.
+	ImageGCExcluded []string
 	// OnLockBusy, when set, is told the pid of another agent holding the work
 	// or runtime dir, and Start waits for it; nil makes Start fail at once.
 	OnLockBusy func(holder int)
@@ -61,6 +70,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Isolation == "" {
 		o.Isolation = DefaultIsolation
+	}
+	if o.ImageGCInterval == 0 {
+		o.ImageGCInterval = DefaultImageGCInterval
 	}
 	if o.DockerStoreDir == "" {
 		o.DockerStoreDir = filepath.Join(o.WorkDir, "store", "docker")
@@ -113,11 +125,12 @@ func buildIsolators(o Options) ([]isolator.Isolator, error) {
 	return out, nil
 }
 
-// ActiveLayers reads the layers that containers' rootfses were built from,
-// from the provisioner's checkpoints, so that a prune keeps them.
-func ActiveLayers(o Options) ([]string, error) {
+// InUse reads the layers that containers' rootfses were built from and the
+// images they came from, from the provisioner's checkpoints, so that a
+// prune keeps them.
+func InUse(o Options) (layers, images []string, err error) {
 	o.setDefaults()
-	return provisioner.ActiveLayers(filepath.Join(o.WorkDir, "provisioner"))
+	return provisioner.InUse(filepath.Join(o.WorkDir, "provisioner"))
 }
 
 // LockWorkDir takes the agent lock of the work dir (waiting for a running

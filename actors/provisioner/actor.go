@@ -42,6 +42,8 @@ type Options struct {
 type info struct {
 	rootfses []rootfsRef
 	layers   []string
+	// images are the references provisioned; a prune keeps them.
+	images []string
 	// inFlight counts provisions running; destroys wait for them.
 	inFlight int
 	// destroying holds the requesters of a destroy; nil when not destroying.
@@ -54,6 +56,17 @@ type Actor struct {
 	o          Options
 	layout     Layout
 	containers map[string]*info
+	// provisioning counts provisions in flight; a prune waits in
+	// deferredPrunes until it is zero, so that it never removes an image a
+	// container has just been given but not yet recorded.
+	provisioning   int
+	deferredPrunes []deferredPrune
+}
+
+// deferredPrune is a prune request waiting for the provisions in flight.
+type deferredPrune struct {
+	sender *actor.PID
+	req    *provisionerv1.PruneImagesRequest
 }
 
 // Props returns the provisioner's props.
@@ -129,10 +142,13 @@ func (a *Actor) onProvision(c actor.Context, m *provisionerv1.ProvisionRequest) 
 		return
 	}
 	inf.inFlight++
+	a.provisioning++
 	done := func(resp *provisionerv1.ProvisionResponse, err error) {
 		inf.inFlight--
+		a.provisioning--
 		ask.Respond(c, resp, err)
 		a.maybeDestroy(c, id)
+		a.runDeferredPrunes(c)
 	}
 	ask.Reenter(c, store, &storev1.GetImageRequest{Image: m.GetImage(), Backend: name}, a.o.StoreTimeout, func(r *storev1.GetImageResponse, err error) {
 		if err != nil {
@@ -148,6 +164,7 @@ func (a *Actor) onProvision(c actor.Context, m *provisionerv1.ProvisionRequest) 
 		ref := rootfsRef{Backend: name, ID: rootfsID}
 		inf.rootfses = append(inf.rootfses, ref)
 		inf.layers = append(inf.layers, img.GetLayers()...)
+		inf.images = append(inf.images, img.GetReference())
 		rootfs := a.layout.RootfsDir(id, name, rootfsID)
 		backendDir := a.layout.BackendDir(id, name)
 		async.Run(c, time.Minute, func() (interface{}, error) {
@@ -163,7 +180,7 @@ func (a *Actor) onProvision(c actor.Context, m *provisionerv1.ProvisionRequest) 
 					done(nil, fmt.Errorf("backend %s: %w", name, err))
 					return
 				}
-				layers := &provisionerv1.ContainerLayers{Paths: inf.layers, ImageReference: img.GetReference(), ImageConfig: img.GetConfig()}
+				layers := &provisionerv1.ContainerLayers{Paths: inf.layers, ImageReference: img.GetReference(), ImageConfig: img.GetConfig(), ImageReferences: inf.images}
 				async.Run(c, time.Minute, func() (interface{}, error) {
 					return nil, checkpoint.Write(a.layout.LayersFile(id), layers)
 				}, func(_ interface{}, err error) {
@@ -265,28 +282,28 @@ func (a *Actor) onRecover(c actor.Context, m *provisionerv1.RecoverProvisionerRe
 		if err != nil {
 			return nil, err
 		}
-		layers := map[string][]string{}
+		used := map[string]*provisionerv1.ContainerLayers{}
 		for id := range found {
 			cl := &provisionerv1.ContainerLayers{}
 			if err := checkpoint.Read(a.layout.LayersFile(id), cl); err == nil {
-				layers[id] = cl.GetPaths()
+				used[id] = cl
 			}
 		}
-		return [2]interface{}{found, layers}, nil
+		return [2]interface{}{found, used}, nil
 	}, func(v interface{}, err error) {
 		if err != nil {
 			ask.Respond(c, nil, fmt.Errorf("provisioner recovery: %w", err))
 			return
 		}
 		pair := v.([2]interface{})
-		found, layers := pair[0].(map[string][]rootfsRef), pair[1].(map[string][]string)
+		found, used := pair[0].(map[string][]rootfsRef), pair[1].(map[string]*provisionerv1.ContainerLayers)
 		resp := &provisionerv1.RecoverProvisionerResponse{}
 		var unknown []string
 		for id, refs := range found {
 			if _, live := a.containers[id]; live {
 				continue
 			}
-			a.containers[id] = &info{rootfses: refs, layers: layers[id]}
+			a.containers[id] = &info{rootfses: refs, layers: used[id].GetPaths(), images: imagesOf(used[id])}
 			if !known[id] {
 				unknown = append(unknown, id)
 			}
@@ -344,19 +361,44 @@ func (a *Actor) recoverStores(c actor.Context, resp *provisionerv1.RecoverProvis
 	next(0)
 }
 
-// onPrune prunes every store, keeping the layers of living containers.
+// onPrune prunes every store, keeping the layers of living containers. It
+// waits for the provisions in flight: their images are not yet recorded.
 func (a *Actor) onPrune(c actor.Context, m *provisionerv1.PruneImagesRequest) {
+	if a.provisioning > 0 {
+		a.deferredPrunes = append(a.deferredPrunes, deferredPrune{sender: c.Sender(), req: m})
+		return
+	}
+	a.prune(c, c.Sender(), m)
+}
+
+// runDeferredPrunes runs the prunes that waited, once nothing is in flight.
+func (a *Actor) runDeferredPrunes(c actor.Context) {
+	if a.provisioning > 0 {
+		return
+	}
+	pending := a.deferredPrunes
+	a.deferredPrunes = nil
+	for _, p := range pending {
+		a.prune(c, p.sender, p.req)
+	}
+}
+
+// prune asks the docker store to prune, keeping the images and layers of
+// every known container, and answers to.
+func (a *Actor) prune(c actor.Context, to *actor.PID, m *provisionerv1.PruneImagesRequest) {
 	var active []string
+	excluded := append([]string(nil), m.GetExcluded()...)
 	for _, inf := range a.containers {
 		active = append(active, inf.layers...)
+		excluded = append(excluded, inf.images...)
 	}
 	store, ok := a.o.Stores[typesv1.Image_TYPE_DOCKER]
 	if !ok {
-		ask.Respond(c, nil, fmt.Errorf("no docker store: %w", errdefs.ErrNotImplemented))
+		ask.Reply(c, to, nil, fmt.Errorf("no docker store: %w", errdefs.ErrNotImplemented))
 		return
 	}
-	req := &storev1.PruneStoreRequest{Excluded: m.GetExcluded(), ActiveLayers: active}
+	req := &storev1.PruneStoreRequest{Excluded: excluded, ActiveLayers: active}
 	ask.Reenter(c, store, req, a.o.StoreTimeout, func(r *storev1.PruneStoreResponse, err error) {
-		ask.Respond(c, &provisionerv1.PruneImagesResponse{RemovedImages: r.GetRemovedImages(), RemovedLayers: r.GetRemovedLayers(), ReclaimedBytes: r.GetReclaimedBytes()}, err)
+		ask.Reply(c, to, &provisionerv1.PruneImagesResponse{RemovedImages: r.GetRemovedImages(), RemovedLayers: r.GetRemovedLayers(), ReclaimedBytes: r.GetReclaimedBytes()}, err)
 	})
 }

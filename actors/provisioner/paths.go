@@ -107,20 +107,33 @@ func (l Layout) listContainers() (map[string][]rootfsRef, error) {
 	return out, nil
 }
 
-// ActiveLayers returns the layer paths recorded in every container's layers
-// checkpoint under root (<work_dir>/provisioner).
-func ActiveLayers(root string) ([]string, error) {
+// InUse returns the layer paths and image references recorded in every
+// container's layers checkpoint under root (<work_dir>/provisioner): what a
+// prune must keep.
+func InUse(root string) (layers, images []string, err error) {
 	l := Layout{Root: root}
 	found, err := l.listContainers()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []string
 	for id := range found {
 		cl := &provisionerv1.ContainerLayers{}
 		if err := checkpoint.Read(l.LayersFile(id), cl); err == nil {
-			out = append(out, cl.GetPaths()...)
+			layers = append(layers, cl.GetPaths()...)
+			images = append(images, imagesOf(cl)...)
 		}
 	}
-	return out, nil
+	return layers, images, nil
+}
+
+// imagesOf returns the images a checkpoint records; checkpoints written
+// before image_references existed name one image.
+func imagesOf(cl *provisionerv1.ContainerLayers) []string {
+	if refs := cl.GetImageReferences(); len(refs) > 0 {
+		return refs
+	}
+	if ref := cl.GetImageReference(); ref != "" {
+		return []string{ref}
+	}
+	return nil
 }

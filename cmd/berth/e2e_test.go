@@ -269,13 +269,18 @@ func TestE2EExecuteForwardsSignals(t *testing.T) {
 	}
 }
 
-// startAgent runs `berth agent` on a free loopback port until the test ends
-// or stop is called; stop kills it with SIGKILL, as a crash would.
-func (h *host) startAgent(t *testing.T, addr string) (stop func()) {
+// startAgent runs `berth agent` with args on a free loopback port until the
+// test ends or stop is called; stop kills it with SIGKILL, as a crash would.
+// Its logs are appended to h.agentLog().
+func (h *host) startAgent(t *testing.T, addr string, args ...string) (stop func()) {
 	t.Helper()
-	cmd := exec.Command(berthBin, "agent", "--work_dir="+h.work, "--runtime_dir="+h.runtime, "--listen="+addr, "--plaintext_loopback")
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd := exec.Command(berthBin, append([]string{"agent", "--work_dir=" + h.work, "--runtime_dir=" + h.runtime, "--listen=" + addr, "--plaintext_loopback"}, args...)...)
+	logFile, err := os.OpenFile(h.agentLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -293,11 +298,15 @@ func (h *host) startAgent(t *testing.T, addr string) (stop func()) {
 			return stop
 		}
 		if i > 500 {
-			t.Fatalf("the agent never listened on %s:\n%s", addr, logs.String())
+			logs, _ := os.ReadFile(h.agentLog())
+			t.Fatalf("the agent never listened on %s:\n%s", addr, logs)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// agentLog is where startAgent's agents log.
+func (h *host) agentLog() string { return filepath.Join(h.root, "agent.log") }
 
 func freeAddr(t testing.TB) string {
 	t.Helper()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -49,6 +50,10 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 type agentFlags struct {
 	workDir, runtimeDir, isolation, dockerStoreDir, dockerRegistry, dockerConfig, sandboxDir string
 	logLevel, logFormat                                                                      string
+	// image GC
+	imageGCThreshold float64
+	imageGCInterval  time.Duration
+	imageGCExcluded  string
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
@@ -61,12 +66,16 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.sandboxDir, "sandbox_directory", "", "the sandbox's path inside containers (default /mnt/berth/sandbox)")
 	fs.StringVar(&f.logLevel, "log_level", "warn", "log level: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log_format", "console", "log format: console or json")
+	fs.Float64Var(&f.imageGCThreshold, "image_gc_threshold", agent.DefaultImageGCThreshold, "prune unused images when the image store's disk is fuller than this fraction; 0 turns the automatic image GC off")
+	fs.DurationVar(&f.imageGCInterval, "image_gc_interval", agent.DefaultImageGCInterval, "how often the image GC checks the disk")
+	fs.StringVar(&f.imageGCExcluded, "image_gc_excluded", "", "image references the image GC never removes, comma separated")
 }
 
 func (f *agentFlags) options() agent.Options {
 	return agent.Options{
 		WorkDir: f.workDir, RuntimeDir: f.runtimeDir, Isolation: f.isolation,
 		DockerStoreDir: f.dockerStoreDir, DockerRegistry: f.dockerRegistry, DockerConfig: f.dockerConfig, SandboxDirectory: f.sandboxDir,
+		ImageGCThreshold: f.imageGCThreshold, ImageGCInterval: f.imageGCInterval, ImageGCExcluded: splitList(f.imageGCExcluded),
 	}
 }
 
@@ -106,4 +115,15 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		pos, args = append(pos, rest[0]), rest[1:]
 	}
+}
+
+// splitList splits a comma separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

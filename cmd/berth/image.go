@@ -47,7 +47,8 @@ func image(args []string) int {
 		fmt.Fprintf(os.Stderr, "berth image: %v\n", err)
 		return 2
 	}
-	if sub != "ls" && sub != "list" && sub != "inspect" {
+	readOnly := sub == "ls" || sub == "list" || sub == "inspect"
+	if !readOnly {
 		// Only one process may change the store at a time; an agent holds
 		// the work dir's lock while it runs.
 		lctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -67,9 +68,13 @@ func image(args []string) int {
 		return 1
 	}
 	ctx := context.Background()
-	if _, err := st.Recover(ctx); err != nil {
-		fmt.Fprintf(os.Stderr, "berth: %v\n", err)
-		return 1
+	if !readOnly {
+		// Recovery clears the store's staging area: only with the lock, or
+		// it would break a pull of a running agent.
+		if _, err := st.Recover(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "berth: %v\n", err)
+			return 1
+		}
 	}
 	switch sub {
 	case "ls", "list":
@@ -151,13 +156,13 @@ func image(args []string) int {
 		}
 		return status
 	case "prune":
-		// Keep every layer a container's rootfs was built from.
-		active, err := agent.ActiveLayers(af.options())
+		// Keep every image a container was provisioned from, and its layers.
+		active, inUse, err := agent.InUse(af.options())
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "berth: %v\n", err)
 			return 1
 		}
-		r, err := st.Prune(ctx, nil, active)
+		r, err := st.Prune(ctx, inUse, active)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "berth: %v\n", err)
 			return 1

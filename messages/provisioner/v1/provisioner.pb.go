@@ -484,9 +484,12 @@ type ContainerLayers struct {
 	// image_reference provisioned.
 	ImageReference string `protobuf:"bytes,2,opt,name=image_reference,json=imageReference,proto3" json:"image_reference,omitempty"`
 	// image_config of the image.
-	ImageConfig   *v1.ImageConfig `protobuf:"bytes,3,opt,name=image_config,json=imageConfig,proto3" json:"image_config,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ImageConfig *v1.ImageConfig `protobuf:"bytes,3,opt,name=image_config,json=imageConfig,proto3" json:"image_config,omitempty"`
+	// image_references are every image the container was provisioned from
+	// (its rootfs and image volumes); a prune keeps them.
+	ImageReferences []string `protobuf:"bytes,4,rep,name=image_references,json=imageReferences,proto3" json:"image_references,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ContainerLayers) Reset() {
@@ -540,6 +543,13 @@ func (x *ContainerLayers) GetImageConfig() *v1.ImageConfig {
 	return nil
 }
 
+func (x *ContainerLayers) GetImageReferences() []string {
+	if x != nil {
+		return x.ImageReferences
+	}
+	return nil
+}
+
 var File_berth_provisioner_v1_provisioner_proto protoreflect.FileDescriptor
 
 const file_berth_provisioner_v1_provisioner_proto_rawDesc = "" +
@@ -569,11 +579,12 @@ const file_berth_provisioner_v1_provisioner_proto_rawDesc = "" +
 	"\x13PruneImagesResponse\x12%\n" +
 	"\x0eremoved_images\x18\x01 \x03(\tR\rremovedImages\x12%\n" +
 	"\x0eremoved_layers\x18\x02 \x03(\tR\rremovedLayers\x12'\n" +
-	"\x0freclaimed_bytes\x18\x03 \x01(\x04R\x0ereclaimedBytes\"\x90\x01\n" +
+	"\x0freclaimed_bytes\x18\x03 \x01(\x04R\x0ereclaimedBytes\"\xbb\x01\n" +
 	"\x0fContainerLayers\x12\x14\n" +
 	"\x05paths\x18\x01 \x03(\tR\x05paths\x12'\n" +
 	"\x0fimage_reference\x18\x02 \x01(\tR\x0eimageReference\x12>\n" +
-	"\fimage_config\x18\x03 \x01(\v2\x1b.berth.types.v1.ImageConfigR\vimageConfigB@Z>github.com/berthrt/berth/messages/provisioner/v1;provisionerv1b\x06proto3"
+	"\fimage_config\x18\x03 \x01(\v2\x1b.berth.types.v1.ImageConfigR\vimageConfig\x12)\n" +
+	"\x10image_references\x18\x04 \x03(\tR\x0fimageReferencesB@Z>github.com/berthrt/berth/messages/provisioner/v1;provisionerv1b\x06proto3"
 
 var (
 	file_berth_provisioner_v1_provisioner_proto_rawDescOnce sync.Once

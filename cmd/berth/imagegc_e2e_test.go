@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berthrt/berth/fixtures/images"
+	"github.com/berthrt/berth/process/builtin"
+)
+
+// gcRounds returns the image GC rounds an agent's JSON log reports, each as
+// the list of images it removed.
+func gcRounds(t *testing.T, h *host) [][]string {
+	t.Helper()
+	data, err := os.ReadFile(h.agentLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rounds [][]string
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		var rec struct {
+			Msg    string   `json:"msg"`
+			Images []string `json:"images"`
+		}
+		if json.Unmarshal(line, &rec) == nil && rec.Msg == "image gc: pruned" {
+			rounds = append(rounds, rec.Images)
+		}
+	}
+	return rounds
+}
+
+// waitGCRound waits for a GC round after the first after ones and returns it.
+func waitGCRound(t *testing.T, h *host, after int) []string {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if r := gcRounds(t, h); len(r) > after {
+			return r[after]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	logs, _ := os.ReadFile(h.agentLog())
+	t.Fatalf("no image GC round after %d:\n%s", after, logs)
+	return nil
+}
+
+// storedImages lists the references `berth image ls` shows.
+func storedImages(t *testing.T, h *host) []string {
+	t.Helper()
+	out, err := exec.Command(berthBin, "image", "ls", "--work_dir="+h.work).CombinedOutput()
+	if err != nil {
+		t.Fatalf("berth image ls: %v\n%s", err, out)
+	}
+	var refs []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 0 {
+			refs = append(refs, f[0])
+		}
+	}
+	return refs
+}
+
+// storedLayers lists the layer ids in the docker store's cache.
+func storedLayers(t *testing.T, h *host) map[string]bool {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(h.work, "store", "docker", "layers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, e := range ents {
+		out[e.Name()] = true
+	}
+	return out
+}
+
+// TestE2EImageGC: an agent whose store's disk is over the GC threshold
+// prunes the images no container uses, round after round, and never the
+// image, nor the layers, of a running container; once that container is
+// gone, its image goes too. Containers launched meanwhile are unharmed.
+func TestE2EImageGC(t *testing.T) {
+	h := newHost(t)
+	if _, errOut, code := h.execute(t, "--command=true"); code != 0 {
+		t.Fatalf("built-in image: exit %d: %s", code, errOut)
+	}
+	layout := filepath.Join(h.root, "small")
+	if _, err := images.OCILayout(layout, "v1", images.Small("", "gc-victim")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(berthBin, "image", "pull", "--work_dir="+h.work, "oci:"+layout+":v1").CombinedOutput(); err != nil {
+		t.Fatalf("berth image pull: %v\n%s", err, out)
+	}
+	before := storedImages(t, h)
+	if len(before) != 2 {
+		t.Fatalf("images before the GC: %q, want the built-in one and the small one", before)
+	}
+	layersBefore := map[string]bool{}
+	for id := range storedLayers(t, h) {
+		layersBefore[id] = true
+	}
+
+	// Any used disk is over this threshold: every round prunes.
+	addr := freeAddr(t)
+	h.startAgent(t, addr, "--image_gc_threshold=0.000001", "--image_gc_interval=100ms", "--log_format=json")
+	remote := []string{"--agent=" + addr, "--plaintext_loopback"}
+	t.Cleanup(func() {
+		// On failure the container may still run: destroy it before the
+		// agent is killed.
+		_ = exec.Command(berthBin, append([]string{"destroy", "busy"}, remote...)...).Run()
+	})
+	client := exec.Command(berthBin, append([]string{"execute", "--name=busy", "--command=echo started; sleep 2; ls /bin/busybox"}, remote...)...)
+	var stdout, stderr bytes.Buffer
+	client.Stdout, client.Stderr = &stdout, &stderr
+	if err := client.Start(); err != nil {
+		t.Fatal(err)
+	}
+	running := 0
+	for i := 0; ; i++ {
+		out, _ := exec.Command(berthBin, append([]string{"ps"}, remote...)...).CombinedOutput()
+		if strings.Contains(string(out), "busy") && strings.Contains(string(out), "RUNNING") {
+			running = len(gcRounds(t, h))
+			break
+		}
+		if i > 1500 {
+			_ = client.Process.Kill()
+			t.Fatalf("the container never ran:\n%s\n%s", out, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A round that starts while the container runs keeps its image.
+	waitGCRound(t, h, running+1)
+	during := storedImages(t, h)
+	if len(during) != 1 || during[0] != builtin.Reference {
+		t.Errorf("images while the container runs: %q, want only %s", during, builtin.Reference)
+	}
+	layers := storedLayers(t, h)
+	for _, id := range listLayerIDs(t, h, builtin.Reference) {
+		if !layers[id] {
+			t.Errorf("layer %s of the running container's image was pruned", id)
+		}
+	}
+	if len(layers) >= len(layersBefore) {
+		t.Errorf("the small image's layer survived the GC: %d layers before, %d after", len(layersBefore), len(layers))
+	}
+	err := client.Wait()
+	if err != nil || !strings.Contains(stdout.String(), "started\n/bin/busybox") {
+		t.Fatalf("the container: %v, output %q, stderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	// Once the container is gone, its image goes at the next round.
+	done := len(gcRounds(t, h))
+	waitGCRound(t, h, done+1)
+	if after := storedImages(t, h); len(after) != 0 {
+		t.Errorf("images after the container ended: %q, want none", after)
+	}
+	if layers := storedLayers(t, h); len(layers) != 0 {
+		t.Errorf("layers after the container ended: %v, want none", layers)
+	}
+	// The agent keeps serving: the built-in image is built again.
+	out, err := exec.Command(berthBin, append([]string{"execute", "--command=echo again"}, remote...)...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "again") {
+		t.Errorf("a container after the GC: %v\n%s", err, out)
+	}
+}
+
+// listLayerIDs returns the layer ids `berth image inspect` shows for ref.
+func listLayerIDs(t *testing.T, h *host, ref string) []string {
+	t.Helper()
+	out, err := exec.Command(berthBin, "image", "inspect", ref, "--work_dir="+h.work).Output()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		t.Fatalf("berth image inspect %s: %v\n%s", ref, err, ee.Stderr)
+	}
+	var imgs []struct {
+		LayerIDs []string `json:"LayerIDs"`
+	}
+	if err := json.Unmarshal(out, &imgs); err != nil {
+		t.Fatalf("berth image inspect %s: %v\n%s", ref, err, out)
+	}
+	if len(imgs) != 1 || len(imgs[0].LayerIDs) == 0 {
+		t.Fatalf("berth image inspect %s: %s", ref, out)
+	}
+	return imgs[0].LayerIDs
+}
