@@ -3,9 +3,11 @@
 package logging
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
@@ -46,6 +48,41 @@ func New(o Options) (*zap.Logger, error) {
 // SystemOption routes an actor system's slog logging into zl.
 func SystemOption(zl *zap.Logger) actor.ConfigOption {
 	return actor.WithLoggerFactory(func(s *actor.ActorSystem) *slog.Logger {
-		return slog.New(zapslog.NewHandler(zl.Core(), zapslog.WithName("protoactor"))).With("system", s.ID)
+		return slog.New(demoteEndpoints{zapslog.NewHandler(zl.Core(), zapslog.WithName("protoactor"))}).With("system", s.ID)
 	})
+}
+
+// demoteEndpoints logs protoactor's remote connection lifecycle at debug
+// level. Every client that connects and goes away (each `berth execute
+// --agent`, `berth ps`) makes protoactor log eight info lines and an error
+// with a stack trace ("EndpointWriter lost connection"); for an agent that
+// is routine, and it would bury what an operator needs to see.
+type demoteEndpoints struct{ slog.Handler }
+
+// endpointMessage tells protoactor's connection lifecycle messages.
+func endpointMessage(msg string) bool {
+	for _, prefix := range []string{"EndpointWriter", "EndpointReader", "EndpointWatcher", "EndpointManager", "EndpointSupervisor", "Started EndpointW"} {
+		if strings.HasPrefix(msg, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func (d demoteEndpoints) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level > slog.LevelDebug && endpointMessage(r.Message) {
+		r.Level = slog.LevelDebug
+	}
+	if !d.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return d.Handler.Handle(ctx, r)
+}
+
+func (d demoteEndpoints) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return demoteEndpoints{d.Handler.WithAttrs(attrs)}
+}
+
+func (d demoteEndpoints) WithGroup(name string) slog.Handler {
+	return demoteEndpoints{d.Handler.WithGroup(name)}
 }
