@@ -49,6 +49,7 @@ type Agent struct {
 	ID            string
 	logger        *zap.Logger
 	locks         []*lockfile.Lock
+	init          initExec
 }
 
 // components are the mechanics the agent actor wraps in actors.
@@ -149,7 +150,16 @@ func Start(ctx context.Context, sys *actor.ActorSystem, o Options, logger *zap.L
 	if err != nil {
 		return nil, err
 	}
-	l, err := launcher.NewLinux(launcher.LinuxOptions{InitPath: o.InitPath, InitArgs: o.InitArgs, RuntimeRoot: o.RuntimeDir, Logger: logger})
+	initBin, err := resolveInit(o, logger)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if !ok {
+			initBin.close()
+		}
+	}()
+	l, err := launcher.NewLinux(launcher.LinuxOptions{InitPath: initBin.path, InitName: initBin.name, InitArgs: initBin.args, RuntimeRoot: o.RuntimeDir, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +187,7 @@ func Start(ctx context.Context, sys *actor.ActorSystem, o Options, logger *zap.L
 	a := &Agent{
 		System: sys, PID: pid, Containerizer: p.containerizer, Provisioner: p.provisioner,
 		DockerStore: p.dockerStore, Launcher: p.launcher, Options: o, Backend: backends.chosen, ID: id, logger: logger,
-		locks: locks,
+		locks: locks, init: initBin,
 	}
 	ok = true
 	rec, err := ask.Request[*containerizerv1.RecoverContainersResponse](ctx, sys.Root, a.Containerizer, &containerizerv1.RecoverContainersRequest{}, 10*time.Minute)
@@ -200,6 +210,8 @@ func (a *Agent) Stop() {
 		l.Release()
 	}
 	a.locks = nil
+	a.init.close()
+	a.init.sealed = nil
 }
 
 // SandboxDir is the sandbox of a container.

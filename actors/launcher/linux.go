@@ -25,6 +25,9 @@ type LinuxOptions struct {
 	// InitPath is the binary re-executed as the container's init; "" means
 	// this binary (/proc/self/exe resolved at construction).
 	InitPath string
+	// InitName is the init's argv[0] (default InitPath): a sealed copy's
+	// path says nothing to someone reading ps.
+	InitName string
 	// InitArgs go between the binary and "init <id> <runtime_dir>" (a test
 	// binary needs none: it checks launch.IsInit in TestMain).
 	InitArgs []string
@@ -170,7 +173,11 @@ func (l *Linux) start(ctx context.Context, p *proc, spec *launcherv1.LaunchSpec,
 	p.mu.Lock()
 	p.release, p.reports = relW, repR
 	p.mu.Unlock()
-	argv := append(append([]string{l.o.InitPath}, l.o.InitArgs...), launch.InitArgs(p.id, p.runtimeDir)...)
+	name := l.o.InitName
+	if name == "" {
+		name = l.o.InitPath
+	}
+	argv := append(append([]string{name}, l.o.InitArgs...), launch.InitArgs(p.id, p.runtimeDir)...)
 	attr := &os.ProcAttr{
 		Env:   launch.InitEnviron(),
 		Files: append(files, specR, relR, repW),

@@ -33,7 +33,8 @@ func runTests(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	berthBin = filepath.Join(dir, "berth")
-	out, err := exec.Command("go", "build", "-o", berthBin, ".").CombinedOutput()
+	// berth-init beside berth, as installed: the agent runs it.
+	out, err := exec.Command("go", "build", "-o", dir+"/", ".", "../berth-init").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build berth: %v\n%s", err, out)
 		return 1
