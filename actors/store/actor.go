@@ -12,7 +12,10 @@ import (
 )
 
 // Actor serves one Store over storev1 messages. Requests run off the mailbox;
-// the Store coalesces concurrent pulls of one image itself.
+// the Store coalesces concurrent pulls of one image itself. The progress of
+// every GetImageRequest is published on the actor system's event stream as
+// *storev1.PullProgress (subscribe to follow pulls; nobody listening costs
+// nothing but the conversion).
 type Actor struct {
 	s      Store
 	ctx    context.Context
@@ -41,8 +44,10 @@ func (a *Actor) Receive(c actor.Context) {
 	case *actor.Stopping:
 		a.cancel()
 	case *storev1.GetImageRequest:
+		events := c.ActorSystem().EventStream
 		ask.Go(c, func() (proto.Message, error) {
-			img, err := a.s.Get(a.ctx, Reference(m.GetImage()), m.GetBackend(), m.GetImage().GetCached())
+			ctx := WithProgress(a.ctx, func(p Progress) { events.Publish(ProgressToProto(p)) })
+			img, err := a.s.Get(ctx, Reference(m.GetImage()), m.GetBackend(), m.GetImage().GetCached())
 			if err != nil {
 				return nil, err
 			}

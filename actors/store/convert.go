@@ -70,3 +70,14 @@ func ImageFromProto(p *storev1.ImageInfo) Image {
 		Created:      created,
 	}
 }
+
+// ProgressToProto converts a progress event to its wire form.
+func ProgressToProto(p Progress) *storev1.PullProgress {
+	return &storev1.PullProgress{
+		Reference: p.Reference,
+		LayerId:   p.LayerID,
+		Phase:     storev1.PullProgress_Phase(p.Phase), // the same numbers
+		Current:   p.Current,
+		Total:     p.Total,
+	}
+}

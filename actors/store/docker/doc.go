@@ -66,6 +66,34 @@
 // gives one (OCI blobs, "blobs/sha256/<hex>" and "<hex>.json" members);
 // every layer against its diff id.
 //
+// # Progress
+//
+// A Get whose context carries a sink (store.WithProgress) is told, for
+// every distinct layer of every import it causes, where the layer stands,
+// as store.Progress events (LayerID the diff id, Current the blob bytes
+// read, Total the blob's size from the manifest or the source, Reference
+// the name the image is stored under):
+//
+//   - waiting, for every layer, when the import starts (at most four
+//     layers are extracted at once);
+//   - cached, when the layer is already in the cache (Current = Total);
+//   - downloading, for a registry blob: at 0 when the blob opens, then
+//     the bytes read at most every Options.ProgressInterval (100 ms), and
+//     at the end of the blob. The blob is unpacked as it arrives, so these
+//     bytes are also unpacked;
+//   - extracting: for a local archive or layout instead of downloading
+//     (same byte counts); after a download, once, while the layer is
+//     verified, flushed and moved into the cache;
+//   - done, when the layer is in the cache (Current = Total).
+//
+// Current never decreases for a layer. A failed import reports no final
+// phase: its error is the answer. The sink is called from the import's
+// goroutines, one layer's events in order, and must return quickly. A Get
+// that joins an import in flight (coalesced) is first told the latest
+// event of every layer reported so far, then everything that follows; the
+// same holds for an extraction of a layer shared by two images. A Get
+// answered from the cache (cached=true) reports nothing.
+//
 // # On disk
 //
 //	<Dir>/storedImages                   the image metadata (storev1.StoredImages),

@@ -6,13 +6,17 @@ import (
 	"sync"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/berthrt/berth/actors/store"
 )
 
 // flights runs one call per key at a time and hands its result to every
 // caller that asked meanwhile (Mesos's "pulling the same image
 // simultaneously pulls once"). The run has its own context, cancelled only
 // when every caller waiting for it has given up (Mesos: one discard does not
-// cancel the pull; all discarded cancel it).
+// cancel the pull; all discarded cancel it). The progress the run reports
+// (store.WithProgress in its context) goes to every caller waiting for it,
+// and a caller that joins late first gets the latest event of each layer.
 type flights struct {
 	group singleflight.Group
 	mu    sync.Mutex
@@ -24,16 +28,17 @@ type flightRun struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	waiters int
+	fan     progressFan
 }
 
 // do calls fn once for all concurrent callers of key.
 func (f *flights) do(ctx context.Context, key string, fn func(context.Context) (any, error)) (any, error) {
 	for {
-		run := f.join(ctx, key)
+		run, sub := f.join(ctx, key)
 		ch := f.group.DoChan(key, func() (any, error) { return fn(run.ctx) })
 		select {
 		case r := <-ch:
-			f.leave(key, run)
+			f.leave(key, run, sub)
 			// A run that its other callers abandoned ended cancelled; this
 			// caller still wants the result, so it starts another.
 			if r.Err != nil && errors.Is(r.Err, context.Canceled) && ctx.Err() == nil {
@@ -43,7 +48,7 @@ func (f *flights) do(ctx context.Context, key string, fn func(context.Context) (
 		case <-ctx.Done():
 			// The last caller out cancels the run and waits for it to
 			// stop, so that no work it started outlives the call.
-			if f.leave(key, run) {
+			if f.leave(key, run, sub) {
 				<-ch
 			}
 			return nil, ctx.Err()
@@ -51,8 +56,9 @@ func (f *flights) do(ctx context.Context, key string, fn func(context.Context) (
 	}
 }
 
-// join registers a caller of key and returns the run's context.
-func (f *flights) join(ctx context.Context, key string) *flightRun {
+// join registers a caller of key, and its progress sink with the run, and
+// returns the run and the caller's subscription.
+func (f *flights) join(ctx context.Context, key string) (*flightRun, int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.runs == nil {
@@ -61,16 +67,18 @@ func (f *flights) join(ctx context.Context, key string) *flightRun {
 	run := f.runs[key]
 	if run == nil {
 		rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		run = &flightRun{ctx: rctx, cancel: cancel}
+		run = &flightRun{cancel: cancel}
+		run.ctx = store.WithProgress(rctx, run.fan.emit)
 		f.runs[key] = run
 	}
 	run.waiters++
-	return run
+	return run, run.fan.subscribe(store.ProgressFrom(ctx))
 }
 
 // leave unregisters a caller; the last one out cancels the run's context
 // and reports it.
-func (f *flights) leave(key string, run *flightRun) bool {
+func (f *flights) leave(key string, run *flightRun, sub int) bool {
+	run.fan.unsubscribe(sub)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	run.waiters--
@@ -82,4 +90,62 @@ func (f *flights) leave(key string, run *flightRun) bool {
 		delete(f.runs, key)
 	}
 	return true
+}
+
+// progressFan hands the progress events of one run to the sinks of the
+// callers waiting for it, and remembers the latest event of each layer so
+// that a caller joining late starts from where every layer stands.
+type progressFan struct {
+	mu     sync.Mutex
+	next   int
+	subs   map[int]store.ProgressFunc
+	latest []store.Progress
+	index  map[string]int // layer id → position in latest
+}
+
+// subscribe adds a sink (nil: none) after replaying the latest events to
+// it, and returns its subscription (0 for none).
+func (p *progressFan) subscribe(fn store.ProgressFunc) int {
+	if fn == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range p.latest {
+		fn(e)
+	}
+	if p.subs == nil {
+		p.subs = map[int]store.ProgressFunc{}
+	}
+	p.next++
+	p.subs[p.next] = fn
+	return p.next
+}
+
+func (p *progressFan) unsubscribe(sub int) {
+	if sub == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.subs, sub)
+}
+
+// emit records an event and hands it to every sink, in the order events
+// are emitted (the lock keeps one layer's events in order for each sink).
+func (p *progressFan) emit(e store.Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.index == nil {
+		p.index = map[string]int{}
+	}
+	if i, ok := p.index[e.LayerID]; ok {
+		p.latest[i] = e
+	} else {
+		p.index[e.LayerID] = len(p.latest)
+		p.latest = append(p.latest, e)
+	}
+	for _, fn := range p.subs {
+		fn(e)
+	}
 }

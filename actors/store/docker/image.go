@@ -32,7 +32,10 @@ type layerSource struct {
 	size   int64
 	// name is the member or blob name, for messages.
 	name string
-	open func() (io.ReadCloser, error)
+	// open opens the blob and says its size (-1 when unknown).
+	open func() (io.ReadCloser, int64, error)
+	// remote is set for blobs downloaded from a registry.
+	remote bool
 }
 
 // configJSON is the part of a Docker / OCI image config the store reads.
@@ -105,12 +108,12 @@ func newPlan(c configJSON, configData []byte) plan {
 }
 
 // openFunc returns a function opening name in src, classifying errors.
-func openFunc(src files, name, what string) func() (io.ReadCloser, error) {
-	return func() (io.ReadCloser, error) {
-		rc, _, err := src.open(name)
+func openFunc(src files, name, what string) func() (io.ReadCloser, int64, error) {
+	return func() (io.ReadCloser, int64, error) {
+		rc, size, err := src.open(name)
 		if err != nil {
-			return nil, classifyOpen(src, name, what, err)
+			return nil, 0, classifyOpen(src, name, what, err)
 		}
-		return rc, nil
+		return rc, size, nil
 	}
 }

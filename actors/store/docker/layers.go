@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/berthrt/berth/actors/store"
 	"github.com/berthrt/berth/process/archive"
 	"github.com/berthrt/berth/process/checkpoint"
 	"github.com/berthrt/berth/process/errdefs"
@@ -71,11 +72,18 @@ func (s *Store) ensureLayers(ctx context.Context, layers []layerSource, wf archi
 	g.SetLimit(extractParallelism)
 	seen := map[string]bool{}
 	sizes := make([]int64, len(layers))
+	distinct := make([]bool, len(layers))
 	for i, l := range layers {
-		if seen[l.diffID] {
+		distinct[i] = !seen[l.diffID]
+		seen[l.diffID] = true
+		if distinct[i] {
+			s.newLayerProgress(ctx, l).report(store.PhaseWaiting, 0)
+		}
+	}
+	for i, l := range layers {
+		if !distinct[i] {
 			continue
 		}
-		seen[l.diffID] = true
 		g.Go(func() error {
 			n, err := s.ensureLayer(gctx, l, wf)
 			sizes[i] = n
@@ -97,10 +105,12 @@ func (s *Store) ensureLayers(ctx context.Context, layers []layerSource, wf archi
 // coalesced.
 func (s *Store) ensureLayer(ctx context.Context, l layerSource, wf archive.WhiteoutFormat) (int64, error) {
 	if s.layerExists(l.diffID, wf) {
+		s.reportCached(ctx, l)
 		return s.layerSize(l.diffID), nil
 	}
 	v, err := s.layerFlights.do(ctx, l.diffID+"/"+rootfsName(wf), func(ctx context.Context) (any, error) {
 		if s.layerExists(l.diffID, wf) {
+			s.reportCached(ctx, l)
 			return s.layerSize(l.diffID), nil
 		}
 		return s.extractLayer(ctx, l, wf)
@@ -109,6 +119,12 @@ func (s *Store) ensureLayer(ctx context.Context, l layerSource, wf archive.White
 		return 0, err
 	}
 	return v.(int64), nil
+}
+
+// reportCached reports a layer found in the cache: its blob was not read.
+func (s *Store) reportCached(ctx context.Context, l layerSource) {
+	lp := s.newLayerProgress(ctx, l)
+	lp.report(store.PhaseCached, lp.total)
 }
 
 // extractLayer extracts one layer into <Dir>/staging/<random>/rootfs,
@@ -126,9 +142,14 @@ func (s *Store) extractLayer(ctx context.Context, l layerSource, wf archive.Whit
 	if err := os.Mkdir(rootfs, 0o755); err != nil {
 		return 0, fmt.Errorf("docker store: staging: %w", err)
 	}
-	res, err := s.extract(ctx, l, rootfs, wf)
+	lp := s.newLayerProgress(ctx, l)
+	res, err := s.extract(ctx, l, rootfs, wf, lp)
 	if err != nil {
 		return 0, err
+	}
+	if lp.bytesPhase != store.PhaseExtracting {
+		// Downloaded and unpacked: what is left is the flush and the move.
+		lp.report(store.PhaseExtracting, lp.current)
 	}
 	if err := os.WriteFile(filepath.Join(stage, sizeFile), []byte(strconv.FormatInt(res.Size, 10)), 0o600); err != nil {
 		return 0, fmt.Errorf("docker store: layer %s: %w", l.diffID, err)
@@ -139,19 +160,22 @@ func (s *Store) extractLayer(ctx context.Context, l layerSource, wf archive.Whit
 	if err := s.install(stage, l.diffID, wf); err != nil {
 		return 0, err
 	}
+	lp.report(store.PhaseDone, lp.current)
 	return s.layerSize(l.diffID), nil
 }
 
 // extract runs archive.Extract over the layer blob, hashing the blob as it
 // goes, and checks the blob digest, its size and the diff id.
-func (s *Store) extract(ctx context.Context, l layerSource, rootfs string, wf archive.WhiteoutFormat) (archive.Result, error) {
-	rc, err := l.open()
+// Progress goes to lp: the bytes read, then their final count.
+func (s *Store) extract(ctx context.Context, l layerSource, rootfs string, wf archive.WhiteoutFormat, lp *layerProgress) (archive.Result, error) {
+	rc, size, err := l.open()
 	if err != nil {
 		return archive.Result{}, err
 	}
 	defer func() { _ = rc.Close() }()
+	lp.start(size)
 	h := sha256.New()
-	counted := &countingReader{r: io.TeeReader(rc, h)}
+	counted := &countingReader{r: io.TeeReader(rc, h), onRead: lp.read}
 	s.extractions.Add(1)
 	res, err := archive.Extract(ctx, counted, rootfs, archive.Options{Whiteouts: wf, NoChown: s.noChown})
 	if err != nil {
@@ -162,6 +186,7 @@ func (s *Store) extract(ctx context.Context, l layerSource, rootfs string, wf ar
 	if _, err := io.Copy(io.Discard, counted); err != nil {
 		return res, fmt.Errorf("docker store: layer %s (%s): %w", l.diffID, l.name, err)
 	}
+	lp.finish(counted.n)
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); l.digest != "" && got != l.digest {
 		return res, fmt.Errorf("docker store: layer blob %s has digest %s: %w", l.digest, got, errdefs.ErrInvalidArgument)
 	}
@@ -239,14 +264,19 @@ func syncFS(dir string) error {
 	return nil
 }
 
-// countingReader counts the bytes read through it.
+// countingReader counts the bytes read through it and tells onRead (when
+// set) the count after each read.
 type countingReader struct {
-	r io.Reader
-	n int64
+	r      io.Reader
+	n      int64
+	onRead func(n int64)
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if n > 0 && c.onRead != nil {
+		c.onRead(c.n)
+	}
 	return n, err
 }

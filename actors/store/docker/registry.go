@@ -198,6 +198,9 @@ func (s *Store) resolveRegistry(ctx context.Context, req request) (resolved, err
 	if err != nil {
 		return resolved{}, err
 	}
+	for i := range p.layers {
+		p.layers[i].remote = true
+	}
 	return resolved{plan: p, reference: req.reference, source: sourceRegistry, close: func() {}}, nil
 }
 

@@ -43,13 +43,18 @@ type testRegistry struct {
 	stalled chan struct{}
 	// login, when set ("user:password"), is required as HTTP basic auth.
 	login atomic.Value // string
+	// hold, when set, is a blob digest whose GET sends half the blob, tells
+	// held and waits for release (or the request's end) to send the rest.
+	hold          atomic.Value // string
+	held, release chan struct{}
 }
 
 func startRegistry(t *testing.T) *testRegistry {
 	t.Helper()
-	r := &testRegistry{replace: map[string][]byte{}, stalled: make(chan struct{}, 1)}
+	r := &testRegistry{replace: map[string][]byte{}, stalled: make(chan struct{}, 1), held: make(chan struct{}, 1), release: make(chan struct{})}
 	r.stall.Store("")
 	r.login.Store("")
+	r.hold.Store("")
 	var mu sync.Mutex
 	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -71,20 +76,24 @@ func startRegistry(t *testing.T) *testRegistry {
 			d := req.URL.Path[strings.LastIndex(req.URL.Path, "/")+1:]
 			mu.Lock()
 			data, ok := r.replace[d]
-			stall := r.stall.Load() == d
+			stall, hold := r.stall.Load() == d, r.hold.Load() == d
 			mu.Unlock()
 			if ok {
 				_, _ = w.Write(data)
 				return
 			}
+			if hold {
+				body := serveHalf(w, req, h)
+				r.held <- struct{}{}
+				select {
+				case <-r.release:
+					_, _ = w.Write(body[len(body)/2:])
+				case <-req.Context().Done():
+				}
+				return
+			}
 			if stall {
-				rec := httptest.NewRecorder()
-				h.ServeHTTP(rec, req)
-				body := rec.Body.Bytes()
-				w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-				w.WriteHeader(http.StatusOK)
-				_, _ = w.Write(body[:len(body)/2])
-				w.(http.Flusher).Flush()
+				serveHalf(w, req, h)
 				select {
 				case r.stalled <- struct{}{}:
 				default:
@@ -98,6 +107,19 @@ func startRegistry(t *testing.T) *testRegistry {
 	t.Cleanup(srv.Close)
 	r.host = strings.TrimPrefix(srv.URL, "http://")
 	return r
+}
+
+// serveHalf answers a blob GET with the blob's full Content-Length but
+// only its first half, flushed, and returns the whole blob.
+func serveHalf(w http.ResponseWriter, req *http.Request, h http.Handler) []byte {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	body := rec.Body.Bytes()
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body[:len(body)/2])
+	w.(http.Flusher).Flush()
+	return body
 }
 
 // push puts the image (or index) of a one-entry OCI layout under ref.

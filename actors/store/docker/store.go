@@ -42,6 +42,16 @@ type Options struct {
 	// DockerConfig is a Docker config.json holding registry logins
 	// (Mesos's --docker_config); "" pulls anonymously.
 	DockerConfig string
+	// CredentialHelperPath is the search path (a PATH-like list) for the
+	// docker-credential-<name> programs that credsStore and credHelpers of
+	// DockerConfig name; "" searches $PATH.
+	CredentialHelperPath string
+	// CredentialHelperTimeout bounds one run of a credential helper
+	// (0: 30 s).
+	CredentialHelperTimeout time.Duration
+	// ProgressInterval is the shortest time between two reports of a
+	// layer's bytes read (0: 100 ms); see store.WithProgress.
+	ProgressInterval time.Duration
 	// BuiltinReference is the reference that selects the built-in image.
 	BuiltinReference string
 	// Logger logs imports, drops and prunes (nil: no logs).
@@ -305,7 +315,7 @@ func pickReference(asked string, own []string, source string) string {
 func (s *Store) importPlan(ctx context.Context, src resolved, wf archive.WhiteoutFormat) (store.Image, error) {
 	s.importRuns.Add(1)
 	start := s.now()
-	size, err := s.ensureLayers(ctx, src.plan.layers, wf)
+	size, err := s.ensureLayers(withReference(ctx, src.reference), src.plan.layers, wf)
 	if err != nil {
 		return store.Image{}, err
 	}
