@@ -52,7 +52,39 @@
 // "registry" (many images share that source). An unknown repository, tag
 // or digest is errdefs.ErrNotFound naming the reference and the registry;
 // refused credentials errdefs.ErrPermissionDenied; an unreachable or
-// failing registry errdefs.ErrUnavailable. Pulls are anonymous.
+// failing registry errdefs.ErrUnavailable.
+//
+// # Registry logins
+//
+// Options.DockerConfig is a Docker config.json; its logins are looked up
+// for the registry host the way Docker does, first match wins:
+//
+//  1. credHelpers[host]: the credential helper named for the registry;
+//  2. credsStore: the credential helper for every registry;
+//  3. auths[host]: {"auth": base64("user:password")}, or "username" and
+//     "password", or "identitytoken";
+//  4. else anonymous.
+//
+// A credential helper is the program docker-credential-<name>, found in
+// Options.CredentialHelperPath (default $PATH), run as `<program> get`
+// with the server URL on stdin (the registry's HOST[:PORT];
+// https://index.docker.io/v1/ for Docker Hub), once per pull, for at most
+// Options.CredentialHelperTimeout (30 s). It prints {"ServerURL",
+// "Username", "Secret"}; Username "<token>" makes Secret an identity
+// (OAuth2 refresh) token. Its answer "credentials not found" (or an empty
+// login) means anonymous. A helper that is not installed is
+// errdefs.ErrFailedPrecondition, one that fails or prints something else
+// errdefs.ErrUnavailable, one that does not answer in time
+// errdefs.ErrDeadlineExceeded; each names the helper and the registry.
+// Helper names with a slash are refused when the store is made.
+//
+// The login is used as the registry asks: HTTP basic auth, or Docker's
+// token authentication (a Bearer challenge: the login, or the identity
+// token through OAuth2, is exchanged at the realm for a token for the
+// repository's pull scope). go-containerregistry refuses a realm on a
+// loopback or private address other than the registry's own HOST:PORT
+// (its guard against request forgery); such a pull fails with
+// errdefs.ErrUnavailable saying so.
 //
 // Get with cached=true returns a stored image whose layers are all in the
 // cache without reading its source; cached=false reads the source again

@@ -146,7 +146,10 @@ func (s *Store) resolveRegistry(ctx context.Context, req request) (resolved, err
 		}
 		ref = repo.Digest(n.digest)
 	}
-	auth := s.creds.authFor(repo.RegistryStr())
+	auth, err := s.creds.authFor(ctx, repo.RegistryStr())
+	if err != nil {
+		return resolved{}, fmt.Errorf("%s: %w", where, err)
+	}
 	opts := []remote.Option{
 		remote.WithContext(ctx), remote.WithAuth(auth), remote.WithUserAgent("berth"),
 		remote.WithPlatform(v1.Platform{OS: "linux", Architecture: runtime.GOARCH}),

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,6 +48,83 @@ type testRegistry struct {
 	// held and waits for release (or the request's end) to send the rest.
 	hold          atomic.Value // string
 	held, release chan struct{}
+	// token, when set, makes the registry want Bearer tokens.
+	token atomic.Pointer[tokenAuth]
+}
+
+// tokenAuth is Docker's token authentication, as Docker Hub does it: a
+// request without a valid token gets 401 and a Bearer challenge naming the
+// realm (realm on this server), the service and the scope it needs; the
+// realm issues a token for the scope asked to the login given as basic
+// auth (GET) or to the refresh token given by OAuth2 (POST).
+type tokenAuth struct {
+	login, refresh string
+	mu             sync.Mutex
+	tokens         map[string]string // token → scope granted
+	issued         atomic.Int64
+}
+
+// realm is the token endpoint's path.
+const realm = "/token"
+
+// serveToken answers the token endpoint.
+func (ta *tokenAuth) serveToken(w http.ResponseWriter, req *http.Request) {
+	var scope string
+	ok := false
+	switch req.Method {
+	case http.MethodGet:
+		user, pass, basic := req.BasicAuth()
+		ok = basic && user+":"+pass == ta.login
+		scope = req.URL.Query().Get("scope")
+	case http.MethodPost:
+		ok = req.PostFormValue("grant_type") == "refresh_token" && ta.refresh != "" && req.PostFormValue("refresh_token") == ta.refresh
+		scope = req.PostFormValue("scope")
+	}
+	if !ok {
+		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"bad login"}]}`, http.StatusUnauthorized)
+		return
+	}
+	tok := strconv.FormatInt(ta.issued.Add(1), 10) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	ta.mu.Lock()
+	ta.tokens[tok] = scope
+	ta.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, `{"token":"`+tok+`","access_token":"`+tok+`","expires_in":300}`)
+}
+
+// allowed reports whether req carries a token granting what it asks for:
+// pull on the repository of /v2/<name>/manifests|blobs/..., anything
+// valid for /v2/; when not, it answers with the challenge.
+func (ta *tokenAuth) allowed(w http.ResponseWriter, req *http.Request) bool {
+	need := ""
+	rest := strings.TrimPrefix(req.URL.Path, "/v2/")
+	for _, kind := range []string{"/manifests/", "/blobs/", "/tags/"} {
+		if i := strings.Index(rest, kind); i > 0 {
+			need = "repository:" + rest[:i] + ":pull"
+		}
+	}
+	tok, bearer := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+	ta.mu.Lock()
+	granted, valid := ta.tokens[tok]
+	ta.mu.Unlock()
+	if bearer && valid && (need == "" || slices.Contains(strings.Fields(granted), need)) {
+		return true
+	}
+	challenge := `Bearer realm="http://` + req.Host + realm + `",service="berth-test"`
+	if need != "" {
+		challenge += `,scope="` + need + `"`
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
+	http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"token wanted"}]}`, http.StatusUnauthorized)
+	return false
+}
+
+// requireTokens makes the registry want Bearer tokens issued for login
+// (user:password) or refresh (an identity token).
+func (r *testRegistry) requireTokens(login, refresh string) *tokenAuth {
+	ta := &tokenAuth{login: login, refresh: refresh, tokens: map[string]string{}}
+	r.token.Store(ta)
+	return ta
 }
 
 func startRegistry(t *testing.T) *testRegistry {
@@ -58,6 +136,15 @@ func startRegistry(t *testing.T) *testRegistry {
 	var mu sync.Mutex
 	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if ta := r.token.Load(); ta != nil {
+			if req.URL.Path == realm {
+				ta.serveToken(w, req)
+				return
+			}
+			if !ta.allowed(w, req) {
+				return
+			}
+		}
 		if login := r.login.Load().(string); login != "" {
 			user, pass, ok := req.BasicAuth()
 			if !ok || user+":"+pass != login {

@@ -111,7 +111,7 @@ func New(o Options) (*Store, error) {
 		noChown:    os.Geteuid() != 0,
 		images:     map[string]store.Image{},
 	}
-	creds, err := loadCredentials(o.DockerConfig)
+	creds, err := loadCredentials(o.DockerConfig, o.CredentialHelperPath, o.CredentialHelperTimeout)
 	if err != nil {
 		return nil, err
 	}
