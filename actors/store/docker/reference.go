@@ -24,15 +24,17 @@ type named struct {
 
 // referenceGrammar holds the compiled parts of Docker's reference grammar.
 type referenceGrammar struct {
-	domain, component, tag, digest *regexp.Regexp
+	domain, component, tag, digest, hex64 *regexp.Regexp
 }
 
 func grammar() referenceGrammar {
 	return referenceGrammar{
-		domain:    regexp.MustCompile(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$`),
+		// A host name or a bracketed IPv6 address, with an optional port.
+		domain:    regexp.MustCompile(`^(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$`),
 		component: regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`),
 		tag:       regexp.MustCompile(`^[\w][\w.-]{0,127}$`),
-		digest:    regexp.MustCompile(`^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$`),
+		digest:    regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$`),
+		hex64:     regexp.MustCompile(`^[a-f0-9]{64}$`),
 	}
 }
 
@@ -62,6 +64,10 @@ func parseNamed(s string) (named, error) {
 	}
 	if rest == "" {
 		return bad("empty name")
+	}
+	// Docker refuses a name that looks like an image id.
+	if g.hex64.MatchString(rest) {
+		return bad("a 64-character hexadecimal name is an image id, not a repository")
 	}
 	n.domain, n.path = splitDomain(rest)
 	if !g.domain.MatchString(n.domain) {
@@ -113,13 +119,16 @@ func (n named) String() string {
 	return s
 }
 
-// familiar is the short form Docker prints: without docker.io/ and
-// library/.
+// familiar is the short form Docker prints: without docker.io/, and
+// without library/ when what follows has no slash (docker.io/library/a/b
+// stays library/a/b: a/b would be docker.io/a/b).
 func (n named) familiar() string {
 	s := n.String()
 	if n.domain == defaultDomain {
 		s = strings.TrimPrefix(s, defaultDomain+"/")
-		s = strings.TrimPrefix(s, officialRepo)
+		if rest, ok := strings.CutPrefix(n.path, officialRepo); ok && !strings.Contains(rest, "/") {
+			s = strings.TrimPrefix(s, officialRepo)
+		}
 	}
 	return s
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -33,6 +34,24 @@ func TestParseNamed(t *testing.T) {
 		{"a/b/c/d", "docker.io/a/b/c/d:latest", "a/b/c/d:latest"},
 		{"my_image__x-y.z", "docker.io/library/my_image__x-y.z:latest", "my_image__x-y.z:latest"},
 		{"Registry/x", "Registry/x:latest", "Registry/x:latest"},
+		// Docker's rules, case by case (distribution/reference's
+		// ParseNormalizedNamed and FamiliarString).
+		{"index.docker.io/busybox", "docker.io/library/busybox:latest", "busybox:latest"},
+		{"docker.io/library/busybox:latest", "docker.io/library/busybox:latest", "busybox:latest"},
+		{"library/a/b", "docker.io/library/a/b:latest", "library/a/b:latest"},
+		{"docker.io/library/a/b", "docker.io/library/a/b:latest", "library/a/b:latest"},
+		{"docker.io", "docker.io/library/docker.io:latest", "docker.io:latest"},
+		{"localhost", "docker.io/library/localhost:latest", "localhost:latest"},
+		{"foo.com/bar", "foo.com/bar:latest", "foo.com/bar:latest"},
+		{"foo:5000/bar", "foo:5000/bar:latest", "foo:5000/bar:latest"},
+		{"LOCALHOST/x", "LOCALHOST/x:latest", "LOCALHOST/x:latest"},
+		{"[::1]:5000/berth/test:v1", "[::1]:5000/berth/test:v1", "[::1]:5000/berth/test:v1"},
+		{"[fe80::1]/x", "[fe80::1]/x:latest", "[fe80::1]/x:latest"},
+		{"registry-1.docker.io/x/y", "registry-1.docker.io/x/y:latest", "registry-1.docker.io/x/y:latest"},
+		{"a--b/c.d_e", "docker.io/a--b/c.d_e:latest", "a--b/c.d_e:latest"},
+		{"busybox:Latest_1.0-x", "docker.io/library/busybox:Latest_1.0-x", "busybox:Latest_1.0-x"},
+		{"x@sha512:" + strings.Repeat("ab", 64), "docker.io/library/x@sha512:" + strings.Repeat("ab", 64), "x@sha512:" + strings.Repeat("ab", 64)},
+		{strings.Repeat("a", 63), "docker.io/library/" + strings.Repeat("a", 63) + ":latest", strings.Repeat("a", 63) + ":latest"},
 	} {
 		n, err := parseNamed(tc.in)
 		if err != nil {
@@ -43,7 +62,9 @@ func TestParseNamed(t *testing.T) {
 			t.Errorf("parseNamed(%q) = %s (familiar %s), want %s (%s)", tc.in, n, n.familiar(), tc.want, tc.familiar)
 		}
 	}
-	for _, bad := range []string{"", "Busybox", "busybox:", "busybox@sha256:12", "a//b", "-a", "a:b:c", "busybox:tag with space", ":tag", "a/B"} {
+	for _, bad := range []string{"", "Busybox", "busybox:", "busybox@sha256:12", "a//b", "-a", "a:b:c", "busybox:tag with space", ":tag", "a/B",
+		strings.Repeat("0123456789abcdef", 4), "busybox@sha256:" + strings.Repeat("z", 64), "busybox@256:" + strings.Repeat("a", 64),
+		"a_-b", "a/.b", "a/b/", "/a", "[::1/x", "busybox:" + strings.Repeat("t", 129), "a.com:/x", "a/" + strings.Repeat("b", 256)} {
 		if _, err := parseNamed(bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("parseNamed(%q) = %v, want ErrInvalidArgument", bad, err)
 		}
