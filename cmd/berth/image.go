@@ -15,12 +15,19 @@ import (
 	"github.com/berthrt/berth/actors/store"
 )
 
-const imageSynopsis = `berth image ls | inspect REF | pull REF | rm REF | prune  [--work_dir=DIR] [--docker_store_dir=DIR]
+const imageSynopsis = `berth image ls | inspect REF | pull REF [--output=text|json] | rm REF | prune  [--work_dir=DIR] [--docker_store_dir=DIR]
 
 pull imports REF into the store and prints its reference and digest:
 docker-archive:PATH, oci:PATH[:TAG], a name found in --docker_registry=DIR,
 or NAME[:TAG|@DIGEST] pulled from its registry with
---docker_registry=HOST[:PORT] (names without a host are pulled from it).
+--docker_registry=HOST[:PORT] (names without a host are pulled from it;
+logins from --docker_config: credHelpers, credsStore, auths). On a terminal
+it shows one line per layer, updated in place; otherwise a line on stderr
+whenever a layer changes phase. --output=json prints newline-delimited JSON
+on stdout instead: {"type":"progress","reference","layer","phase"
+(waiting|downloading|extracting|done|cached),"current","total"} per event,
+then {"type":"result","reference","digest","layers","size","source"}, or
+{"type":"error","reference","error","code"} and exit status 1.
 inspect prints stored images as JSON (by reference, familiar name or
 digest); it never pulls.`
 
@@ -33,6 +40,7 @@ func image(args []string) int {
 	fs := newFlagSet("image "+sub, imageSynopsis)
 	var af agentFlags
 	af.register(fs)
+	output := fs.String("output", outputText, "pull: text (progress on stderr) or json (newline-delimited JSON events on stdout)")
 	refs, err := parseInterleaved(fs, normalizeFlags(args[1:]))
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -41,6 +49,21 @@ func image(args []string) int {
 		}
 		fmt.Fprintf(os.Stderr, "berth image: %v\n", err)
 		return 2
+	}
+	if *output != outputText && *output != outputJSON {
+		fmt.Fprintf(os.Stderr, "berth image: --output=%s: want text or json\n", *output)
+		return 2
+	}
+	// fail reports an error that ends the command: as JSON for a pull
+	// with --output=json, else on stderr.
+	jsonOut := *output == outputJSON && (sub == "pull" || sub == "import")
+	fail := func(err error) int {
+		if jsonOut {
+			(&jsonView{out: os.Stdout}).fail(strings.Join(refs, " "), err)
+		} else {
+			fmt.Fprintf(os.Stderr, "berth: %v\n", err)
+		}
+		return 1
 	}
 	logger, err := af.logger()
 	if err != nil {
@@ -57,23 +80,20 @@ func image(args []string) int {
 			fmt.Fprintf(os.Stderr, "berth: waiting for the agent (pid %d) that uses %s\n", pid, af.workDir)
 		})
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "berth: %v\n", err)
-			return 1
+			return fail(err)
 		}
 		defer release()
 	}
 	st, err := agent.NewStore(af.options(), logger)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "berth: %v\n", err)
-		return 1
+		return fail(err)
 	}
 	ctx := context.Background()
 	if !readOnly {
 		// Recovery clears the store's staging area: only with the lock, or
 		// it would break a pull of a running agent.
 		if _, err := st.Recover(ctx); err != nil {
-			fmt.Fprintf(os.Stderr, "berth: %v\n", err)
-			return 1
+			return fail(err)
 		}
 	}
 	switch sub {
@@ -131,13 +151,14 @@ func image(args []string) int {
 		}
 		status := 0
 		for _, ref := range refs {
-			img, err := st.Get(ctx, ref, "", false)
+			view := newPullView(*output, ref, os.Stdout, os.Stderr)
+			img, err := st.Get(store.WithProgress(ctx, view.progress), ref, "", false)
 			if err != nil {
-				fmt.Fprintf(os.Stderr, "berth: %v\n", err)
+				view.fail(ref, err)
 				status = 1
 				continue
 			}
-			fmt.Printf("%s %s (%d layers, %s)\n", img.Reference, img.Digest, len(img.LayerIDs), humanSize(img.Size))
+			view.result(img)
 		}
 		return status
 	case "rm", "remove":
@@ -181,7 +202,7 @@ func image(args []string) int {
 // (busybox:latest, berth/test:v1) or a digest (full, or its hex prefix).
 func findImage(imgs []store.Image, ref string) (store.Image, bool) {
 	for _, img := range imgs {
-		familiar := strings.TrimPrefix(strings.TrimPrefix(img.Reference, "docker.io/"), "library/")
+		familiar := familiarName(img.Reference)
 		hex := strings.TrimPrefix(img.Digest, "sha256:")
 		switch {
 		case ref == img.Reference, ref == familiar, ref == img.Digest, ref == img.ConfigDigest,
@@ -190,6 +211,26 @@ func findImage(imgs []store.Image, ref string) (store.Image, bool) {
 		}
 	}
 	return store.Image{}, false
+}
+
+// familiarName is a canonical reference as Docker shows it: without
+// docker.io/, and without library/ unless the repository has more path
+// components (docker.io/library/a/b is library/a/b).
+func familiarName(ref string) string {
+	rest, ok := strings.CutPrefix(ref, "docker.io/")
+	if !ok {
+		return ref
+	}
+	if official, ok := strings.CutPrefix(rest, "library/"); ok {
+		repo, _, _ := strings.Cut(official, "@")
+		if i := strings.LastIndexByte(repo, ':'); i >= 0 {
+			repo = repo[:i]
+		}
+		if !strings.Contains(repo, "/") {
+			return official
+		}
+	}
+	return rest
 }
 
 func humanSize(b uint64) string {

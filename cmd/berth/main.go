@@ -35,6 +35,8 @@ Usage:
   berth ps|wait|kill|destroy --agent=HOST:PORT [ID...]
                            list, wait for, signal or destroy an agent's containers
   berth image ls           list the images in the store
+  berth image pull REF [--output=json]
+                           pull or import an image, with progress per layer
   berth image rm REF       remove an image (its layers go at the next prune)
   berth image prune        remove images and layers no container uses
   berth version            print the version

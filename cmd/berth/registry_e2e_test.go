@@ -171,6 +171,68 @@ func TestE2ERegistryPull(t *testing.T) {
 	if out, err := exec.Command(berthBin, "image", "pull", "--work_dir="+fresh.work, flag, reg+"/berth/none:v1").CombinedOutput(); err == nil || !strings.Contains(string(out), reg+"/berth/none:v1") {
 		t.Errorf("berth image pull of an unknown repository: %v\n%s", err, out)
 	}
+
+	// --output json into yet another work dir: every layer of the result
+	// is downloaded, its bytes never going back, and ends done; pulled
+	// again, every layer is cached.
+	js := newHost(t)
+	for _, final := range []string{"done", "cached"} {
+		out, err := exec.Command(berthBin, "image", "pull", "--work_dir="+js.work, flag, "--output=json", reg+"/berth/zstd:v1").Output()
+		if err != nil {
+			t.Fatalf("berth image pull --output=json: %v\n%s", err, out)
+		}
+		checkPullJSON(t, string(out), reg+"/berth/zstd:v1", final)
+	}
+}
+
+// pullLine is any line of `berth image pull --output=json`.
+type pullLine struct {
+	Type, Reference, Layer, Phase, Digest, Source string
+	Current, Total, Size                          uint64
+	Layers                                        []string
+}
+
+// checkPullJSON checks the output of `berth image pull --output=json` of
+// ref: every line JSON, the last one the result, and every layer of the
+// result reported, ending in phase final with its whole blob.
+func checkPullJSON(t *testing.T, out, ref, final string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	var events []pullLine
+	for _, l := range lines {
+		var e pullLine
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("not JSON: %q: %v", l, err)
+		}
+		events = append(events, e)
+	}
+	res := events[len(events)-1]
+	if res.Type != "result" || res.Reference != ref || !strings.HasPrefix(res.Digest, "sha256:") || len(res.Layers) == 0 || res.Size == 0 || res.Source != "registry" {
+		t.Fatalf("result %+v", res)
+	}
+	last := map[string]pullLine{}
+	sawBytes := map[string]bool{}
+	for _, e := range events[:len(events)-1] {
+		prev, seen := last[e.Layer]
+		if e.Type != "progress" || e.Reference != ref || (seen && e.Current < prev.Current) || e.Total == 0 {
+			t.Errorf("event %+v after %+v", e, prev)
+		}
+		if e.Phase == "downloading" && e.Current > 0 {
+			sawBytes[e.Layer] = true
+		}
+		last[e.Layer] = e
+	}
+	if len(last) != len(res.Layers) {
+		t.Errorf("events for %d layers, the image has %d", len(last), len(res.Layers))
+	}
+	for _, id := range res.Layers {
+		if e := last[id]; e.Phase != final || e.Current != e.Total {
+			t.Errorf("layer %s ends with %+v, want %s", id, e, final)
+		}
+		if final == "done" && !sawBytes[id] {
+			t.Errorf("layer %s: no bytes downloaded were reported", id)
+		}
+	}
 }
 
 // pushIndex pushes to dst an image index of the image src for
@@ -232,5 +294,40 @@ func TestE2ERegistryBasicAuth(t *testing.T) {
 	out, errOut, code := h.execute(t, "--docker_registry="+reg, "--docker_config="+config, image, "--command=echo logged in")
 	if code != 0 || out != "logged in\n" {
 		t.Errorf("with --docker_config: exit %d, output %q; stderr:\n%s", code, out, errOut)
+	}
+
+	// The login from a credential helper (credsStore), found on PATH and
+	// asked for this registry; a helper that is not installed is a JSON
+	// error of class FAILED_PRECONDITION naming it.
+	helpers := filepath.Join(h.root, "helpers")
+	if err := os.MkdirAll(helpers, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := "#!/bin/sh\nread -r url\n[ \"$url\" = \"" + reg + "\" ] || { echo 'credentials not found in native keychain'; exit 1; }\n" +
+		`echo '{"ServerURL":"` + reg + `","Username":"berth","Secret":"s3cret"}'` + "\n"
+	if err := os.WriteFile(filepath.Join(helpers, "docker-credential-berth-test"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ store, code string }{{"berth-test", ""}, {"berth-missing", "FAILED_PRECONDITION"}} {
+		cfg := filepath.Join(h.root, c.store+".json")
+		if err := os.WriteFile(cfg, []byte(`{"credsStore":"`+c.store+`","auths":{"`+reg+`":{}}}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		fresh := newHost(t)
+		cmd := exec.Command(berthBin, "image", "pull", "--work_dir="+fresh.work, "--docker_registry="+reg, "--docker_config="+cfg, "--output=json", reg+"/berth/private:v1")
+		cmd.Env = append(os.Environ(), "PATH="+helpers+string(os.PathListSeparator)+os.Getenv("PATH"))
+		out, err := cmd.Output()
+		if c.code == "" {
+			if err != nil {
+				t.Errorf("credsStore %s: %v\n%s", c.store, err, out)
+				continue
+			}
+			checkPullJSON(t, string(out), reg+"/berth/private:v1", "done")
+			continue
+		}
+		var e struct{ Type, Code, Error string }
+		if jerr := json.Unmarshal(out, &e); err == nil || jerr != nil || e.Type != "error" || e.Code != c.code || !strings.Contains(e.Error, "docker-credential-"+c.store) {
+			t.Errorf("credsStore %s: %v, %q", c.store, err, out)
+		}
 	}
 }
