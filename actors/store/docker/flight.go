@@ -59,6 +59,13 @@ func (f *flights) do(ctx context.Context, key string, fn func(context.Context) (
 // join registers a caller of key, and its progress sink with the run, and
 // returns the run and the caller's subscription.
 func (f *flights) join(ctx context.Context, key string) (*flightRun, int) {
+	run := f.register(ctx, key)
+	// Outside f.mu: the replay calls the caller's sink.
+	return run, run.fan.subscribe(store.ProgressFrom(ctx))
+}
+
+// register counts a caller of key in, starting a run when none is on.
+func (f *flights) register(ctx context.Context, key string) *flightRun {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.runs == nil {
@@ -72,7 +79,7 @@ func (f *flights) join(ctx context.Context, key string) (*flightRun, int) {
 		f.runs[key] = run
 	}
 	run.waiters++
-	return run, run.fan.subscribe(store.ProgressFrom(ctx))
+	return run
 }
 
 // leave unregisters a caller; the last one out cancels the run's context

@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -238,5 +239,49 @@ func TestRegistryPullProgressJoined(t *testing.T) {
 	}
 	if s.importRuns.Load() != 1 {
 		t.Errorf("%d imports, want 1", s.importRuns.Load())
+	}
+}
+
+// BenchmarkRegistryPullProgress pulls a 3-layer image (a 32 MiB random
+// layer) from an in-process registry into a fresh store per iteration,
+// without a progress sink and with one reporting every read, so that the
+// cost of reporting shows against the pull.
+//
+//	go test -run '^$' -bench RegistryPullProgress -benchtime 10x ./actors/store/docker/
+func BenchmarkRegistryPullProgress(b *testing.B) {
+	reg := startRegistry(b)
+	dir := b.TempDir()
+	if _, err := images.OCILayout(dir, "v1", bigSpec(32<<20)); err != nil {
+		b.Fatal(err)
+	}
+	ref := reg.host + "/berth/big:v1"
+	push(b, dir, ref)
+	for _, c := range []struct {
+		name  string
+		sink  store.ProgressFunc
+		every time.Duration
+	}{
+		{"no-sink", nil, 0},
+		{"sink-every-read", func(store.Progress) {}, time.Nanosecond},
+		{"sink-100ms", func(store.Progress) {}, 0},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			ctx := context.Background()
+			if c.sink != nil {
+				ctx = store.WithProgress(ctx, c.sink)
+			}
+			b.SetBytes(32 << 20)
+			for range b.N {
+				b.StopTimer()
+				s, err := New(Options{Dir: filepath.Join(b.TempDir(), "store"), Registry: reg.host, ProgressInterval: c.every})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if _, err := s.Get(ctx, ref, "copy", false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -127,7 +127,7 @@ func (r *testRegistry) requireTokens(login, refresh string) *tokenAuth {
 	return ta
 }
 
-func startRegistry(t *testing.T) *testRegistry {
+func startRegistry(t testing.TB) *testRegistry {
 	t.Helper()
 	r := &testRegistry{replace: map[string][]byte{}, stalled: make(chan struct{}, 1), held: make(chan struct{}, 1), release: make(chan struct{})}
 	r.stall.Store("")
@@ -210,7 +210,7 @@ func serveHalf(w http.ResponseWriter, req *http.Request, h http.Handler) []byte 
 }
 
 // push puts the image (or index) of a one-entry OCI layout under ref.
-func push(t *testing.T, dir, ref string) {
+func push(t testing.TB, dir, ref string) {
 	t.Helper()
 	idx, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
