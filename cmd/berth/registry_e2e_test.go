@@ -1,15 +1,27 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +47,26 @@ func startDockerRegistry(t testing.TB) string { return startDockerRegistryWith(t
 // login user:password (htpasswd, bcrypt) when user is not empty.
 func startDockerRegistryWith(t testing.TB, user, password string) string {
 	t.Helper()
+	return startDockerRegistryAuth(t, func(dir string) string {
+		if user == "" {
+			return ""
+		}
+		hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		htpasswd := filepath.Join(dir, "htpasswd")
+		if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("auth: {htpasswd: {realm: berth-test, path: %s}}\n", htpasswd)
+	})
+}
+
+// startDockerRegistryAuth is startDockerRegistry with the auth section
+// that auth writes (given the registry's directory; "" for none).
+func startDockerRegistryAuth(t testing.TB, auth func(dir string) string) string {
+	t.Helper()
 	bin := actortest.RequiresTool(t, "docker-registry", "apt-get install docker-registry")
 	dir, err := os.MkdirTemp("", "berth-test-registry-")
 	if err != nil {
@@ -46,18 +78,7 @@ func startDockerRegistryWith(t testing.TB, user, password string) string {
 log: {level: warn, accesslog: {disabled: true}}
 storage: {filesystem: {rootdirectory: %s}, delete: {enabled: true}}
 http: {addr: %s}
-`, filepath.Join(dir, "data"), addr)
-	if user != "" {
-		hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		htpasswd := filepath.Join(dir, "htpasswd")
-		if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg += fmt.Sprintf("auth: {htpasswd: {realm: berth-test, path: %s}}\n", htpasswd)
-	}
+`, filepath.Join(dir, "data"), addr) + auth(dir)
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -77,16 +98,13 @@ http: {addr: %s}
 		_ = cmd.Wait()
 		_ = logFile.Close()
 	})
+	// Up when /v2/ answers: 200, or 401 when it wants a login.
 	client := &http.Client{Timeout: time.Second}
 	for deadline := time.Now().Add(15 * time.Second); ; {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v2/", nil)
-		if user != "" {
-			req.SetBasicAuth(user, password)
-		}
-		resp, err := client.Do(req)
+		resp, err := client.Get("http://" + addr + "/v2/")
 		if err == nil {
 			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
 				return addr
 			}
 		}
@@ -281,20 +299,7 @@ func TestE2ERegistryBasicAuth(t *testing.T) {
 	layout := "oci:" + filepath.Join(src.work, "store", "docker", "builtin") + ":latest"
 	skopeoRun(t, skopeo, "copy", "--dest-tls-verify=false", "--dest-creds=berth:s3cret", layout, "docker://"+reg+"/berth/private:v1")
 
-	h := newHost(t)
-	image := "--image=" + reg + "/berth/private:v1"
-	_, errOut, code := h.execute(t, "--docker_registry="+reg, image, "--command=true")
-	if code != 125 || !strings.Contains(errOut, "berth/private:v1") || !strings.Contains(errOut, "permission denied") {
-		t.Errorf("without a login: exit %d (want 125); stderr:\n%s", code, errOut)
-	}
-	config := filepath.Join(h.root, "config.json")
-	if err := os.WriteFile(config, []byte(`{"auths":{"`+reg+`":{"auth":"YmVydGg6czNjcmV0"}}}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, errOut, code := h.execute(t, "--docker_registry="+reg, "--docker_config="+config, image, "--command=echo logged in")
-	if code != 0 || out != "logged in\n" {
-		t.Errorf("with --docker_config: exit %d, output %q; stderr:\n%s", code, out, errOut)
-	}
+	h := checkLoginRequired(t, reg)
 
 	// The login from a credential helper (credsStore), found on PATH and
 	// asked for this registry; a helper that is not installed is a JSON
@@ -329,5 +334,142 @@ func TestE2ERegistryBasicAuth(t *testing.T) {
 		if jerr := json.Unmarshal(out, &e); err == nil || jerr != nil || e.Type != "error" || e.Code != c.code || !strings.Contains(e.Error, "docker-credential-"+c.store) {
 			t.Errorf("credsStore %s: %v, %q", c.store, err, out)
 		}
+	}
+}
+
+// checkLoginRequired checks, against a registry holding berth/private:v1
+// that wants the login berth:s3cret, that a container of that image does
+// not run without a login (exit 125, permission denied naming it) and that
+// berth image pull --output=json says PERMISSION_DENIED; and that it runs
+// with the login in --docker_config. It returns the host used.
+func checkLoginRequired(t *testing.T, reg string) *host {
+	t.Helper()
+	h := newHost(t)
+	image := "--image=" + reg + "/berth/private:v1"
+	_, errOut, code := h.execute(t, "--docker_registry="+reg, image, "--command=true")
+	if code != 125 || !strings.Contains(errOut, "berth/private:v1") || !strings.Contains(errOut, "permission denied") {
+		t.Errorf("without a login: exit %d (want 125); stderr:\n%s", code, errOut)
+	}
+	out, err := exec.Command(berthBin, "image", "pull", "--work_dir="+h.work, "--docker_registry="+reg, "--output=json", reg+"/berth/private:v1").Output()
+	var e struct{ Type, Code string }
+	if jerr := json.Unmarshal(out, &e); err == nil || jerr != nil || e.Type != "error" || e.Code != "PERMISSION_DENIED" {
+		t.Errorf("berth image pull without a login: %v, %q", err, out)
+	}
+	config := filepath.Join(h.root, "config.json")
+	if err := os.WriteFile(config, []byte(`{"auths":{"`+reg+`":{"auth":"YmVydGg6czNjcmV0"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out2, errOut, code := h.execute(t, "--docker_registry="+reg, "--docker_config="+config, image, "--command=echo logged in")
+	if code != 0 || out2 != "logged in\n" {
+		t.Errorf("with --docker_config: exit %d, output %q; stderr:\n%s", code, out2, errOut)
+	}
+	return h
+}
+
+// tokenServer is a token service for Docker's token authentication, as
+// distribution's registry trusts it: GET /token?service=S&scope=... with a
+// basic-auth login answers a JWT (ES256, signed by a self-signed
+// certificate carried in the x5c header, which the registry has in its
+// rootcertbundle) granting the scopes asked.
+type tokenServer struct {
+	realm, bundle, issuer, service, login string
+	key                                   *ecdsa.PrivateKey
+	cert                                  []byte // DER
+	issued                                atomic.Int64
+}
+
+// startTokenServer serves tokens for login (user:password) on a free
+// loopback port; its realm names the host localhost (go-containerregistry
+// refuses realms on loopback IP literals other than the registry's own).
+func startTokenServer(t *testing.T, login string) *tokenServer {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "berth-test-token"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true,
+	}
+	cert, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(t.TempDir(), "token.pem")
+	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts := &tokenServer{bundle: bundle, issuer: "berth-test-issuer", service: "berth-test", login: login, key: key, cert: cert}
+	srv := httptest.NewServer(http.HandlerFunc(ts.serve))
+	t.Cleanup(srv.Close)
+	ts.realm = "http://localhost:" + srv.URL[strings.LastIndexByte(srv.URL, ':')+1:] + "/token"
+	return ts
+}
+
+func (ts *tokenServer) serve(w http.ResponseWriter, req *http.Request) {
+	user, pass, ok := req.BasicAuth()
+	if !ok || user+":"+pass != ts.login || req.URL.Query().Get("service") != ts.service {
+		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"bad login"}]}`, http.StatusUnauthorized)
+		return
+	}
+	type access struct {
+		Type    string   `json:"type"`
+		Name    string   `json:"name"`
+		Actions []string `json:"actions"`
+	}
+	var grants []access
+	for _, scope := range req.URL.Query()["scope"] {
+		for _, sc := range strings.Fields(scope) {
+			parts := strings.Split(sc, ":")
+			if len(parts) == 3 {
+				grants = append(grants, access{Type: parts[0], Name: parts[1], Actions: strings.Split(parts[2], ",")})
+			}
+		}
+	}
+	now := time.Now().Unix()
+	header, _ := json.Marshal(map[string]any{"typ": "JWT", "alg": "ES256", "x5c": []string{base64.StdEncoding.EncodeToString(ts.cert)}})
+	claims, _ := json.Marshal(map[string]any{
+		"iss": ts.issuer, "sub": user, "aud": ts.service, "exp": now + 300, "nbf": now - 10, "iat": now,
+		"jti": strconv.FormatInt(ts.issued.Add(1), 10), "access": grants,
+	})
+	signing := base64.RawURLEncoding.EncodeToString(header) + "." + base64.RawURLEncoding.EncodeToString(claims)
+	digest := sha256.Sum256([]byte(signing))
+	r, s, err := ecdsa.Sign(rand.Reader, ts.key, digest[:])
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	// JWS ES256: r and s, 32 bytes each, big-endian.
+	sig := make([]byte, 64)
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	token := signing + "." + base64.RawURLEncoding.EncodeToString(sig)
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"token": token, "access_token": token, "expires_in": 300, "issued_at": time.Now().UTC().Format(time.RFC3339)})
+}
+
+// TestE2ERegistryTokenAuth: Debian's docker-registry with token
+// authentication (a token service the test runs, trusted through its
+// certificate) serves a pull whose login --docker_config gives, and
+// refuses one without (exit 125, permission denied; a JSON error
+// PERMISSION_DENIED from berth image pull).
+func TestE2ERegistryTokenAuth(t *testing.T) {
+	skopeo := actortest.RequiresTool(t, "skopeo", "apt-get install skopeo")
+	ts := startTokenServer(t, "berth:s3cret")
+	reg := startDockerRegistryAuth(t, func(string) string {
+		return fmt.Sprintf("auth: {token: {realm: %q, service: %s, issuer: %s, rootcertbundle: %s}}\n", ts.realm, ts.service, ts.issuer, ts.bundle)
+	})
+	src := newHost(t)
+	if _, errOut, code := src.execute(t, "--command=true"); code != 0 {
+		t.Fatalf("built-in image: exit %d: %s", code, errOut)
+	}
+	layout := "oci:" + filepath.Join(src.work, "store", "docker", "builtin") + ":latest"
+	skopeoRun(t, skopeo, "copy", "--dest-tls-verify=false", "--dest-creds=berth:s3cret", layout, "docker://"+reg+"/berth/private:v1")
+	pushed := ts.issued.Load()
+
+	checkLoginRequired(t, reg)
+	if ts.issued.Load() == pushed {
+		t.Error("the pull got no token from the token service")
 	}
 }

@@ -81,10 +81,10 @@
 // The login is used as the registry asks: HTTP basic auth, or Docker's
 // token authentication (a Bearer challenge: the login, or the identity
 // token through OAuth2, is exchanged at the realm for a token for the
-// repository's pull scope). go-containerregistry refuses a realm on a
-// loopback or private address other than the registry's own HOST:PORT
-// (its guard against request forgery); such a pull fails with
-// errdefs.ErrUnavailable saying so.
+// repository's pull scope). go-containerregistry refuses a realm given as
+// a loopback or private IP address other than the registry's own
+// HOST:PORT (its guard against request forgery; host names pass); such a
+// pull fails with errdefs.ErrUnavailable saying so.
 //
 // Get with cached=true returns a stored image whose layers are all in the
 // cache without reading its source; cached=false reads the source again
