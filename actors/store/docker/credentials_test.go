@@ -3,6 +3,8 @@ package docker
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -176,5 +178,30 @@ func TestRegistryTokenAuth(t *testing.T) {
 				t.Error("the pull got no token from the realm")
 			}
 		})
+	}
+}
+
+// TestRegistryTokenRealmElsewhere: a realm served apart from the registry
+// works when named by host name; named by a loopback IP literal, it is
+// refused (go-containerregistry's guard against request forgery) as
+// unavailable, saying why.
+func TestRegistryTokenRealmElsewhere(t *testing.T) {
+	reg := startRegistry(t)
+	pushStandard(t, reg.host, "berth/private:v1")
+	ta := reg.requireTokens("berth:s3cret", "")
+	realmSrv := httptest.NewServer(http.HandlerFunc(ta.serveToken))
+	t.Cleanup(realmSrv.Close)
+	port := realmSrv.URL[strings.LastIndexByte(realmSrv.URL, ':')+1:]
+	config := writeConfig(t, `{"auths":{"`+reg.host+`":{"auth":"YmVydGg6czNjcmV0"}}}`)
+	ref := reg.host + "/berth/private:v1"
+
+	ta.realmURL.Store("http://localhost:" + port + "/token")
+	if _, err := newStore(t, Options{Registry: reg.host, DockerConfig: config}).Get(context.Background(), ref, "copy", true); err != nil {
+		t.Fatalf("realm on localhost: %v", err)
+	}
+	ta.realmURL.Store("http://127.0.0.1:" + port + "/token")
+	_, err := newStore(t, Options{Registry: reg.host, DockerConfig: config}).Get(context.Background(), ref, "copy", true)
+	if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "realm") {
+		t.Fatalf("realm on another loopback address: %v, want unavailable naming the realm", err)
 	}
 }

@@ -59,7 +59,10 @@ type testRegistry struct {
 // auth (GET) or to the refresh token given by OAuth2 (POST).
 type tokenAuth struct {
 	login, refresh string
-	mu             sync.Mutex
+	// realmURL, when set, is the realm the challenge names instead of
+	// realm on the registry itself.
+	realmURL atomic.Value // string
+	mu       sync.Mutex
 	tokens         map[string]string // token → scope granted
 	issued         atomic.Int64
 }
@@ -110,7 +113,11 @@ func (ta *tokenAuth) allowed(w http.ResponseWriter, req *http.Request) bool {
 	if bearer && valid && (need == "" || slices.Contains(strings.Fields(granted), need)) {
 		return true
 	}
-	challenge := `Bearer realm="http://` + req.Host + realm + `",service="berth-test"`
+	realmURL := "http://" + req.Host + realm
+	if u, _ := ta.realmURL.Load().(string); u != "" {
+		realmURL = u
+	}
+	challenge := `Bearer realm="` + realmURL + `",service="berth-test"`
 	if need != "" {
 		challenge += `,scope="` + need + `"`
 	}
