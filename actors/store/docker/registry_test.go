@@ -63,8 +63,8 @@ type tokenAuth struct {
 	// realm on the registry itself.
 	realmURL atomic.Value // string
 	mu       sync.Mutex
-	tokens         map[string]string // token → scope granted
-	issued         atomic.Int64
+	tokens   map[string]string // token → scope granted
+	issued   atomic.Int64
 }
 
 // realm is the token endpoint's path.
