@@ -122,5 +122,9 @@ func dialAgent(addr string, rf remoteFlags) (*actor.ActorSystem, func(), error) 
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := awaitAgent(sys, addr); err != nil {
+		r.Shutdown(false)
+		return nil, nil, err
+	}
 	return sys, func() { r.Shutdown(false) }, nil
 }

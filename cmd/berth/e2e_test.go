@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -338,7 +339,7 @@ func TestE2EAgentCrashKeepsContainers(t *testing.T) {
 		if strings.Contains(string(out), "survivor") && strings.Contains(string(out), "RUNNING") {
 			break
 		}
-		if i > 300 {
+		if i > 1500 {
 			t.Fatalf("the container never ran:\n%s\n%s", out, stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -385,5 +386,57 @@ func TestE2EAgentSurvivesBadInput(t *testing.T) {
 	out, errOut, code := h.execute(t, append([]string{"--command=echo still serving"}, remote...)...)
 	if code != 0 || out != "still serving\n" {
 		t.Fatalf("after bad input: exit %d, %q; stderr:\n%s", code, out, errOut)
+	}
+}
+
+// TestE2EClientsWhileAgentStarts: clients started while an agent starts
+// either find nobody listening or are answered; none fails on the agent's
+// actors not existing yet (they are spawned after the listener opens).
+func TestE2EClientsWhileAgentStarts(t *testing.T) {
+	h := newHost(t)
+	addr := freeAddr(t)
+	remote := []string{"--agent=" + addr, "--plaintext_loopback"}
+	results := make(chan string, 64)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for c := 0; c < 4; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				out, err := exec.Command(berthBin, append([]string{"ps"}, remote...)...).CombinedOutput()
+				switch {
+				case err == nil:
+					results <- "answered"
+				case strings.Contains(string(out), "no berth agent at"):
+					results <- "nobody"
+				default:
+					results <- fmt.Sprintf("failed: %v: %s", err, out)
+				}
+			}
+		}()
+	}
+	h.startAgent(t, addr)
+	answered := 0
+	for answered < 8 {
+		r := <-results
+		if strings.HasPrefix(r, "failed") {
+			t.Error(r)
+		}
+		if r == "answered" {
+			answered++
+		}
+	}
+	close(stop)
+	go func() { wg.Wait(); close(results) }()
+	for r := range results {
+		if strings.HasPrefix(r, "failed") {
+			t.Error(r)
+		}
 	}
 }
