@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"net/url"
+	"sort"
+	"strings"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
@@ -33,9 +36,30 @@ func Props(s Store) *actor.Props {
 // Reference returns the reference string of an image message.
 func Reference(img *typesv1.Image) string {
 	if img.GetType() == typesv1.Image_TYPE_APPC {
-		return img.GetAppc().GetName()
+		a := img.GetAppc()
+		return AppcReference(a.GetId(), a.GetName(), a.GetLabels())
 	}
 	return img.GetDocker().GetName()
+}
+
+// AppcReference is the appc store's reference form: the image id when
+// there is one, else NAME[,LABEL=VALUE...] with the labels sorted and their
+// values query-escaped.
+func AppcReference(id, name string, labels map[string]string) string {
+	if id != "" {
+		return id
+	}
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(name)
+	for _, k := range keys {
+		b.WriteString("," + k + "=" + url.QueryEscape(labels[k]))
+	}
+	return b.String()
 }
 
 // Receive dispatches the messages.

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"context"
 	"fmt"
+	"hash"
 	"io"
 
 	"github.com/berthrt/berth/process/errdefs"
@@ -39,6 +40,11 @@ type Options struct {
 	MaxEntries int
 	// NoChown skips chown of entries to their header owner (for non-root use).
 	NoChown bool
+	// TarHash, when set, also receives every byte of the uncompressed tar
+	// stream, to its very end (as the DiffID does), for callers whose
+	// content address is another hash: an APPC image id is the SHA-512 of
+	// the uncompressed image tar. It is complete only when Extract succeeds.
+	TarHash hash.Hash
 
 	// forceWalk skips openat2, as if the kernel lacked it (tests).
 	forceWalk bool
@@ -86,7 +92,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts Options) (Result
 	if !empty {
 		return Result{}, fmt.Errorf("archive: layer directory %q is not empty: %w", dir, errdefs.ErrAlreadyExists)
 	}
-	s, err := openStream(r, opts.MaxBytes)
+	s, err := openStream(r, opts.MaxBytes, opts.TarHash)
 	if err != nil {
 		return Result{}, err
 	}

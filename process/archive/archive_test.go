@@ -4,6 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -399,5 +402,29 @@ func TestExtractReaderErrorIsNotCorruption(t *testing.T) {
 		if !errors.Is(err, boom) || errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("%s: %v, want the reader's error, not invalid argument", compName(comp), err)
 		}
+	}
+}
+
+// TarHash sees the whole uncompressed stream, padding after the end
+// marker included, whatever the compression: its sum is the hash of the
+// plain tar.
+func TestExtractTarHash(t *testing.T) {
+	raw := layers.Tar(L{Name: "a", Body: "x"}, L{Name: "d/", Type: tar.TypeDir})
+	raw = append(raw, make([]byte, 4096)...) // record padding, as tar(1) writes
+	want := sha512.Sum512(raw)
+	for _, kind := range []string{"", "gzip", "zstd"} {
+		t.Run("compression="+kind, func(t *testing.T) {
+			h := sha512.New()
+			res, err := archive.Extract(context.Background(), bytes.NewReader(layers.Compress(raw, kind)), t.TempDir(), archive.Options{NoChown: true, TarHash: h})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := h.Sum(nil); !bytes.Equal(got, want[:]) {
+				t.Errorf("TarHash = %x, want %x", got, want)
+			}
+			if sum := sha256.Sum256(raw); res.DiffID != "sha256:"+hex.EncodeToString(sum[:]) {
+				t.Errorf("DiffID = %s, want the sha256 of the same bytes", res.DiffID)
+			}
+		})
 	}
 }

@@ -35,8 +35,9 @@ type stream struct {
 }
 
 // openStream detects the compression of r from its first bytes and sets up
-// the decompressed, metered stream.
-func openStream(r io.Reader, maxBytes int64) (*stream, error) {
+// the decompressed, metered stream; extra, when not nil, is fed the
+// decompressed bytes too.
+func openStream(r io.Reader, maxBytes int64, extra hash.Hash) (*stream, error) {
 	s := &stream{close: func() {}}
 	s.src.r = r
 	br := bufio.NewReaderSize(&s.src, 64<<10)
@@ -60,7 +61,7 @@ func openStream(r io.Reader, maxBytes int64) (*stream, error) {
 		s.close = zr.Close
 		dec = zr
 	}
-	s.meter = meter{r: dec, h: sha256.New(), max: maxBytes}
+	s.meter = meter{r: dec, h: sha256.New(), extra: extra, max: maxBytes}
 	return s, nil
 }
 
@@ -115,11 +116,12 @@ func (s *source) Read(p []byte) (int, error) {
 
 // meter hashes and counts the decompressed bytes and stops at max.
 type meter struct {
-	r    io.Reader
-	h    hash.Hash
-	n    int64
-	max  int64
-	over bool
+	r     io.Reader
+	h     hash.Hash
+	extra hash.Hash // Options.TarHash, or nil
+	n     int64
+	max   int64
+	over  bool
 }
 
 // Read reads decompressed bytes, failing once more than max were read.
@@ -129,6 +131,9 @@ func (m *meter) Read(p []byte) (int, error) {
 	}
 	n, err := m.r.Read(p)
 	m.h.Write(p[:n])
+	if m.extra != nil {
+		m.extra.Write(p[:n])
+	}
 	m.n += int64(n)
 	if m.n > m.max {
 		m.over = true
