@@ -43,6 +43,7 @@ type Agent struct {
 	Containerizer *actor.PID
 	Provisioner   *actor.PID
 	DockerStore   *actor.PID
+	AppcStore     *actor.PID // nil unless appc is among --image_providers
 	Launcher      *actor.PID
 	Options       Options
 	Backend       string
@@ -60,11 +61,17 @@ type components struct {
 	unavailable map[string]string
 	isolators   []isolator.Isolator
 	launcher    launcher.Launcher
+
+	// appcStore is nil unless appc is an image provider; dockerProvider
+	// says whether the docker store serves the provisioner.
+	appcStore      store.Store
+	dockerProvider bool
 }
 
 // pids is the agent actor's answer to whoIs.
 type pids struct {
 	containerizer, provisioner, dockerStore, launcher *actor.PID
+	appcStore                                         *actor.PID
 }
 
 // whoIs asks the agent actor for its children (local only).
@@ -142,6 +149,16 @@ func Start(ctx context.Context, sys *actor.ActorSystem, o Options, logger *zap.L
 	if err != nil {
 		return nil, err
 	}
+	prov, err := parseProviders(o.ImageProviders)
+	if err != nil {
+		return nil, err
+	}
+	var appcStore store.Store
+	if prov.appc {
+		if appcStore, err = NewAppcStore(o, logger); err != nil {
+			return nil, err
+		}
+	}
 	backends, err := buildBackends(o, logger)
 	if err != nil {
 		return nil, err
@@ -169,7 +186,7 @@ func Start(ctx context.Context, sys *actor.ActorSystem, o Options, logger *zap.L
 	}
 	logger.Info("agent starting", zap.String("agent_id", id), zap.String("work_dir", o.WorkDir),
 		zap.String("runtime_dir", o.RuntimeDir), zap.String("backend", backends.chosen), zap.String("isolation", o.Isolation))
-	comp := components{store: st, backends: backends.available, unavailable: backends.unavailable, isolators: isolators, launcher: l}
+	comp := components{store: st, appcStore: appcStore, dockerProvider: prov.docker, backends: backends.available, unavailable: backends.unavailable, isolators: isolators, launcher: l}
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &agentActor{o: o, comp: comp, backend: backends.chosen, id: id, logger: logger, gc: imageGC{
 			threshold: o.ImageGCThreshold, interval: o.ImageGCInterval, excluded: o.ImageGCExcluded, dir: o.DockerStoreDir,
@@ -186,7 +203,7 @@ func Start(ctx context.Context, sys *actor.ActorSystem, o Options, logger *zap.L
 	p := res.(*pids)
 	a := &Agent{
 		System: sys, PID: pid, Containerizer: p.containerizer, Provisioner: p.provisioner,
-		DockerStore: p.dockerStore, Launcher: p.launcher, Options: o, Backend: backends.chosen, ID: id, logger: logger,
+		DockerStore: p.dockerStore, AppcStore: p.appcStore, Launcher: p.launcher, Options: o, Backend: backends.chosen, ID: id, logger: logger,
 		locks: locks, init: initBin,
 	}
 	ok = true
@@ -283,9 +300,17 @@ func (a *agentActor) spawnChildren(c actor.Context) {
 	for name, b := range a.comp.backends {
 		backendPIDs[name] = spawn(backend.Props(b), "backend-"+name)
 	}
+	stores := map[typesv1.Image_Type]*actor.PID{}
+	if a.comp.dockerProvider {
+		stores[typesv1.Image_TYPE_DOCKER] = a.pids.dockerStore
+	}
+	if a.comp.appcStore != nil {
+		a.pids.appcStore = spawn(store.Props(a.comp.appcStore), "store-appc")
+		stores[typesv1.Image_TYPE_APPC] = a.pids.appcStore
+	}
 	a.pids.provisioner = spawn(provisioner.Props(provisioner.Options{
 		Root: filepath.Join(a.o.WorkDir, "provisioner"), DefaultBackend: a.backend, Backends: backendPIDs,
-		Stores:      map[typesv1.Image_Type]*actor.PID{typesv1.Image_TYPE_DOCKER: a.pids.dockerStore},
+		Stores:      stores,
 		Unavailable: a.comp.unavailable, Logger: a.logger,
 	}), "provisioner")
 	var isoPIDs []*actor.PID

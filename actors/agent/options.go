@@ -42,6 +42,14 @@ type Options struct {
 	DockerRegistry string
 	// DockerConfig is a Docker config.json with registry logins.
 	DockerConfig string
+	// ImageProviders lists the image stores, "docker" and "appc"
+	// (--image_providers); "" means DefaultImageProviders.
+	ImageProviders string
+	// AppcStoreDir defaults to <work_dir>/store/appc.
+	AppcStoreDir string
+	// AppcDiscoveryPrefix is --appc_simple_discovery_uri_prefix; ""
+	// means Mesos's default "http://", "none" turns discovery off.
+	AppcDiscoveryPrefix string
 	// SandboxDirectory is the sandbox's path inside containers.
 	SandboxDirectory string
 	// InitPath and InitArgs re-exec the container's init (default: this
@@ -77,6 +85,7 @@ func (o *Options) setDefaults() {
 	if o.DockerStoreDir == "" {
 		o.DockerStoreDir = filepath.Join(o.WorkDir, "store", "docker")
 	}
+	o.appcDefaults()
 }
 
 // isolatorOrder is the fixed order isolators prepare in (Mesos's table
@@ -91,10 +100,23 @@ func buildIsolators(o Options) ([]isolator.Isolator, error) {
 		if name == "" {
 			continue
 		}
+		if name == "appc/runtime" {
+			// One runtime isolator applies Docker configs and APPC
+			// manifests alike (ADR 0009); Mesos's name is accepted.
+			if want[name] {
+				return nil, fmt.Errorf("--isolation: %q given twice: %w", name, errdefs.ErrInvalidArgument)
+			}
+			want[name] = true
+			continue
+		}
 		if want[name] {
 			return nil, fmt.Errorf("--isolation: %q given twice: %w", name, errdefs.ErrInvalidArgument)
 		}
 		want[name] = true
+	}
+	if want["appc/runtime"] {
+		delete(want, "appc/runtime")
+		want["docker/runtime"] = true
 	}
 	var out []isolator.Isolator
 	for _, name := range isolatorOrder {

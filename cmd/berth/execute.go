@@ -33,6 +33,11 @@ const executeSynopsis = `berth execute [--image=REF] [--backend=overlay|copy|bin
 REF = docker-archive:PATH     a 'docker save' tarball
     | oci:PATH[:TAG]          an OCI image layout
     | NAME[:TAG|@DIGEST]      an image in the store (or in --docker_registry=DIR)
+    | appc:NAME[:VERSION][,LABEL=VALUE...]
+                              an APPC image: from --appc_store_dir, else fetched
+                              by simple discovery from
+                              --appc_simple_discovery_uri_prefix
+    | appc:sha512-HEX         an APPC image by id, from --appc_store_dir
     (none)                    the built-in default image, ` + builtin.Reference + `
 
 The exit status is the container's (128+N when killed by signal N); a failure
@@ -80,11 +85,16 @@ func execute(args []string) int {
 	if image == "" {
 		image = builtin.Reference
 	}
+	img, err := imageMessage(image)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "berth execute: --image: %v\n", err)
+		return 2
+	}
 	config := &typesv1.ContainerConfig{
 		Command: cmd,
 		User:    user,
 		ContainerInfo: &typesv1.ContainerInfo{
-			Image:      &typesv1.Image{Type: typesv1.Image_TYPE_DOCKER, Docker: &typesv1.Image_Docker{Name: image}, Cached: true},
+			Image:      img,
 			WorkingDir: workdir,
 		},
 	}

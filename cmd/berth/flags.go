@@ -51,9 +51,10 @@ type agentFlags struct {
 	workDir, runtimeDir, isolation, dockerStoreDir, dockerRegistry, dockerConfig, sandboxDir string
 	logLevel, logFormat                                                                      string
 	// image GC
-	imageGCThreshold float64
-	imageGCInterval  time.Duration
-	imageGCExcluded  string
+	imageGCThreshold                                  float64
+	imageGCInterval                                   time.Duration
+	imageGCExcluded                                   string
+	imageProviders, appcStoreDir, appcDiscoveryPrefix string
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
@@ -63,6 +64,9 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.dockerStoreDir, "docker_store_dir", "", "docker store directory (default <work_dir>/store/docker)")
 	fs.StringVar(&f.dockerConfig, "docker_config", "", "a Docker config.json with registry logins (auths)")
 	fs.StringVar(&f.dockerRegistry, "docker_registry", "", "a directory of `docker save` tarballs named REPO:TAG.tar, or a registry HOST[:PORT] to pull from")
+	fs.StringVar(&f.imageProviders, "image_providers", agent.DefaultImageProviders, "image stores, comma separated: docker, appc")
+	fs.StringVar(&f.appcStoreDir, "appc_store_dir", "", "appc store directory (default <work_dir>/store/appc)")
+	fs.StringVar(&f.appcDiscoveryPrefix, "appc_simple_discovery_uri_prefix", "http://", "URL prefix of appc simple discovery: {prefix}{name}-{version}-{os}-{arch}.aci (http:// to loopback hosts only; none: off)")
 	fs.StringVar(&f.sandboxDir, "sandbox_directory", "", "the sandbox's path inside containers (default /mnt/berth/sandbox)")
 	fs.StringVar(&f.logLevel, "log_level", "warn", "log level: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log_format", "console", "log format: console or json")
@@ -76,6 +80,7 @@ func (f *agentFlags) options() agent.Options {
 		WorkDir: f.workDir, RuntimeDir: f.runtimeDir, Isolation: f.isolation,
 		DockerStoreDir: f.dockerStoreDir, DockerRegistry: f.dockerRegistry, DockerConfig: f.dockerConfig, SandboxDirectory: f.sandboxDir,
 		ImageGCThreshold: f.imageGCThreshold, ImageGCInterval: f.imageGCInterval, ImageGCExcluded: splitList(f.imageGCExcluded),
+		ImageProviders: f.imageProviders, AppcStoreDir: f.appcStoreDir, AppcDiscoveryPrefix: f.appcDiscoveryPrefix,
 	}
 }
 

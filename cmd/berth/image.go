@@ -13,9 +13,10 @@ import (
 
 	"github.com/berthrt/berth/actors/agent"
 	"github.com/berthrt/berth/actors/store"
+	"github.com/berthrt/berth/actors/store/appc"
 )
 
-const imageSynopsis = `berth image ls | inspect REF | pull REF [--output=text|json] | rm REF | prune  [--work_dir=DIR] [--docker_store_dir=DIR]
+const imageSynopsis = `berth image ls | inspect REF | pull REF [--output=text|json] | rm REF | prune  [--work_dir=DIR] [--docker_store_dir=DIR] [--appc_store_dir=DIR]
 
 pull imports REF into the store and prints its reference and digest:
 docker-archive:PATH, oci:PATH[:TAG], a name found in --docker_registry=DIR,
@@ -29,7 +30,10 @@ on stdout instead: {"type":"progress","reference","layer","phase"
 then {"type":"result","reference","digest","layers","size","source"}, or
 {"type":"error","reference","error","code"} and exit status 1.
 inspect prints stored images as JSON (by reference, familiar name or
-digest); it never pulls.`
+digest); it never pulls. appc:NAME[:VERSION][,LABEL=VALUE...] and
+appc:sha512-HEX name APPC images (pull fetches them by simple discovery from
+--appc_simple_discovery_uri_prefix or imports them from
+<appc_store_dir>/import/*.aci); ls and prune cover both stores.`
 
 func image(args []string) int {
 	if len(args) == 0 {
@@ -103,6 +107,7 @@ func image(args []string) int {
 			fmt.Fprintf(os.Stderr, "berth: %v\n", err)
 			return 1
 		}
+		imgs = append(imgs, appcImages(ctx, af)...)
 		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 		_, _ = fmt.Fprintln(tw, "REFERENCE\tDIGEST\tLAYERS\tSIZE\tSOURCE")
 		for _, i := range imgs {
@@ -124,6 +129,7 @@ func image(args []string) int {
 			fmt.Fprintf(os.Stderr, "berth: %v\n", err)
 			return 1
 		}
+		imgs = append(imgs, appcImages(ctx, af)...)
 		var found []store.Image
 		status := 0
 		for _, ref := range refs {
@@ -152,7 +158,13 @@ func image(args []string) int {
 		status := 0
 		for _, ref := range refs {
 			view := newPullView(*output, ref, os.Stdout, os.Stderr)
-			img, err := st.Get(store.WithProgress(ctx, view.progress), ref, "", false)
+			from, err := storeFor(ctx, af, st, ref)
+			if err != nil {
+				view.fail(ref, err)
+				status = 1
+				continue
+			}
+			img, err := from.Get(store.WithProgress(ctx, view.progress), ref, "", false)
 			if err != nil {
 				view.fail(ref, err)
 				status = 1
@@ -168,7 +180,13 @@ func image(args []string) int {
 		}
 		status := 0
 		for _, ref := range refs {
-			if err := st.Remove(ctx, ref); err != nil {
+			from, err := storeFor(ctx, af, st, ref)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "berth: %s: %v\n", ref, err)
+				status = 1
+				continue
+			}
+			if err := from.Remove(ctx, ref); err != nil {
 				fmt.Fprintf(os.Stderr, "berth: %v\n", err)
 				status = 1
 				continue
@@ -187,6 +205,21 @@ func image(args []string) int {
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "berth: %v\n", err)
 			return 1
+		}
+		if as, err := appcStore(ctx, af, true); err != nil {
+			fmt.Fprintf(os.Stderr, "berth: appc store: %v\n", err)
+			return 1
+		} else if as != nil {
+			ar, err := as.Prune(ctx, inUse, active)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "berth: appc store: %v\n", err)
+				return 1
+			}
+			for _, ref := range ar.RemovedImages {
+				r.RemovedImages = append(r.RemovedImages, appc.Prefix+ref)
+			}
+			r.RemovedLayers = append(r.RemovedLayers, ar.RemovedLayers...)
+			r.ReclaimedBytes += ar.ReclaimedBytes
 		}
 		fmt.Printf("removed %d images, %d layers, %s\n", len(r.RemovedImages), len(r.RemovedLayers), humanSize(r.ReclaimedBytes))
 		if len(r.RemovedImages) > 0 {
