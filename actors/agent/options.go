@@ -102,7 +102,7 @@ func buildIsolators(o Options) ([]isolator.Isolator, error) {
 		}
 		if name == "appc/runtime" {
 			// One runtime isolator applies Docker configs and APPC
-			// manifests alike (ADR 0009); Mesos's name is accepted.
+			// manifests alike (ADR 0010); Mesos's name is accepted.
 			if want[name] {
 				return nil, fmt.Errorf("--isolation: %q given twice: %w", name, errdefs.ErrInvalidArgument)
 			}

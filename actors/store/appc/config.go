@@ -15,7 +15,7 @@ import (
 )
 
 // imageConfig turns the manifest's app into the runtime configuration the
-// runtime isolator applies (ADR 0009): exec is the entrypoint, environment
+// runtime isolator applies (ADR 0010): exec is the entrypoint, environment
 // the env, workingDirectory the working directory, and user and group the
 // user as "USER:GROUP". A user or group that is an absolute path is the
 // owner or group of that file in the image (appc spec); it is looked up in

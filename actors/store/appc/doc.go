@@ -71,7 +71,7 @@
 //
 // The manifest's app is turned into the store's ImageConfig, which the
 // docker/runtime isolator applies to every container whatever its image
-// type (ADR 0009): exec is the entrypoint (a command given to the
+// type (ADR 0010): exec is the entrypoint (a command given to the
 // container replaces it), environment the environment, workingDirectory the
 // working directory, and user and group the user as USER:GROUP, resolved
 // in the container's /etc/passwd and /etc/group, numbers used as ids. A
