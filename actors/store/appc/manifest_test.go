@@ -173,3 +173,45 @@ func TestRequestMatches(t *testing.T) {
 		t.Error("another name matches")
 	}
 }
+
+// FuzzParseManifest: any input parses or gives a *ManifestError, never a
+// panic; what parses validates again and keeps its name.
+func FuzzParseManifest(f *testing.F) {
+	f.Add([]byte(goodManifest))
+	f.Add([]byte(`{"acKind":"ImageManifest","acVersion":"0.8.11","name":"a"}`))
+	f.Add([]byte(`{"app":{"exec":[]}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseManifest(data)
+		if err != nil {
+			var me *ManifestError
+			if !errors.As(err, &me) || !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if err := m.Validate(); err != nil || !ValidName(m.Name) {
+			t.Fatalf("parsed %+v but %v", m, err)
+		}
+	})
+}
+
+// FuzzParseReference: a reference that parses formats back to one that
+// parses to the same request.
+func FuzzParseReference(f *testing.F) {
+	for _, s := range []string{"example.com/app:1.0,os=linux", "appc:sha512-" + strings.Repeat("0", 128), "a,b=%2C"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, ref string) {
+		r, err := ParseReference(ref)
+		if err != nil {
+			if !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		back, err := ParseReference(r.String())
+		if err != nil || back.String() != r.String() {
+			t.Fatalf("%q -> %q -> %q, %v", ref, r, back, err)
+		}
+	})
+}
