@@ -9,6 +9,8 @@
 //
 //	<work_dir>/
 //	  store/docker/        the docker store (actors/store/docker)
+//	  store/appc/          the appc store (actors/store/appc), when appc is
+//	                       among --image_providers
 //	  provisioner/         rootfses (actors/provisioner)
 //	  sandboxes/<id>/      each container's sandbox: stdout, stderr, fetched URIs
 //	<runtime_dir>/
