@@ -458,8 +458,8 @@ func (s *Store) importFile(ctx context.Context, p string) (*record, error) {
 	return s.importStream(ctx, f, "file://"+p, nil)
 }
 
-// Import stores the ACI at path (a file the caller names, such as
-// `berth image pull appc:file:PATH` would) and returns it.
+// Import stores the ACI file at path and returns it, with the layers of
+// the dependencies the store holds.
 func (s *Store) Import(ctx context.Context, path string) (store.Image, error) {
 	s.ensureLoaded()
 	s.gc.RLock()
@@ -476,7 +476,12 @@ func (s *Store) Import(ctx context.Context, path string) (store.Image, error) {
 	if err != nil {
 		return store.Image{}, err
 	}
-	return store.Image{Reference: rec.reference(), Digest: rec.id, LayerIDs: []string{rec.id}, Size: uint64(rec.size), Source: rec.source}, nil
+	// Its dependencies as far as the store has them (Get fetches the rest).
+	_, ids, err := s.resolve(ctx, Request{ID: rec.id}, true, true, nil)
+	if err != nil {
+		ids = []string{rec.id}
+	}
+	return s.image(rec, ids)
 }
 
 // load reads images/<id>: a valid id as its name, a valid manifest, a
@@ -740,7 +745,7 @@ func (s *Store) Prune(ctx context.Context, excluded, activeLayers []string) (sto
 			continue
 		}
 		dir := filepath.Join(s.removedDir, e.Name())
-		size := store.DirSize(dir)
+		size := store.DirSize(filepath.Join(dir, "rootfs"))
 		if err := s.discard(dir); err != nil {
 			errs = append(errs, err)
 			continue

@@ -589,3 +589,27 @@ func TestPlatformLabels(t *testing.T) {
 		t.Errorf("architecture-independent image: %v", err)
 	}
 }
+
+func TestImportFile(t *testing.T) {
+	dir := tempDir(t)
+	s := newStore(t, dir, "")
+	base, err := aci.Write(filepath.Join(dir, "base.aci"), aci.Spec{Manifest: manifest("base", "1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := aci.Write(filepath.Join(dir, "app.aci"), aci.Spec{Manifest: manifest("app", "1", dep("base", "1"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.Import(ctx, filepath.Join(dir, "base.aci")); err != nil {
+		t.Fatal(err)
+	}
+	img, err := s.Import(ctx, filepath.Join(dir, "app.aci"))
+	if err != nil || strings.Join(img.LayerIDs, ",") != base.ID+","+app.ID {
+		t.Errorf("%v %v", img.LayerIDs, err)
+	}
+	if _, err := s.Import(ctx, filepath.Join(dir, "none.aci")); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("missing file: %v", err)
+	}
+}
