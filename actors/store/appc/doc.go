@@ -107,5 +107,6 @@
 // at once. Prune deletes every image that is neither excluded (nor a
 // dependency of an excluded image) nor active, and every removed image that
 // is not active. Remove, Prune and Recover wait for Gets in flight.
-// Concurrent fetches of one URL are one fetch.
+// Concurrent fetches of one URL are one fetch (store.Flights), cancelled
+// only when every caller waiting for it has given up.
 package appc

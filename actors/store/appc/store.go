@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sync/singleflight"
 	"golang.org/x/sys/unix"
 
 	"github.com/berthrt/berth/actors/store"
@@ -91,7 +90,7 @@ type Store struct {
 	noChown                                    bool
 
 	// fetches coalesces concurrent fetches of one URL.
-	fetches singleflight.Group
+	fetches store.Flights
 	// importMu serialises scans of the import directory.
 	importMu sync.Mutex
 	// gc keeps Remove, Prune and Recover (writers) away from Gets
@@ -308,7 +307,7 @@ func (s *Store) discover(ctx context.Context, req Request, wantID string) (*reco
 	if err != nil {
 		return nil, err
 	}
-	v, err, _ := s.fetches.Do(u+"#"+wantID, func() (any, error) {
+	v, err := s.fetches.Do(ctx, u+"#"+wantID, func(ctx context.Context) (any, error) {
 		s.fetchRuns.Add(1)
 		rc, err := open(ctx, s.client, u)
 		if err != nil {
