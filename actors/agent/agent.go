@@ -187,9 +187,13 @@ func Start(ctx context.Context, sys *actor.ActorSystem, o Options, logger *zap.L
 	logger.Info("agent starting", zap.String("agent_id", id), zap.String("work_dir", o.WorkDir),
 		zap.String("runtime_dir", o.RuntimeDir), zap.String("backend", backends.chosen), zap.String("isolation", o.Isolation))
 	comp := components{store: st, appcStore: appcStore, dockerProvider: prov.docker, backends: backends.available, unavailable: backends.unavailable, isolators: isolators, launcher: l}
+	gcDirs := []string{o.DockerStoreDir}
+	if appcStore != nil {
+		gcDirs = append(gcDirs, o.AppcStoreDir)
+	}
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &agentActor{o: o, comp: comp, backend: backends.chosen, id: id, logger: logger, gc: imageGC{
-			threshold: o.ImageGCThreshold, interval: o.ImageGCInterval, excluded: o.ImageGCExcluded, dir: o.DockerStoreDir,
+			threshold: o.ImageGCThreshold, interval: o.ImageGCInterval, excluded: o.ImageGCExcluded, dirs: gcDirs,
 		}}
 	}, actor.WithSupervisor(actor.NewOneForOneStrategy(10, 10*time.Second, actor.DefaultDecider)))
 	pid, err := sys.Root.SpawnNamed(props, "agent")

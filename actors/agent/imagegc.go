@@ -39,9 +39,11 @@ type imageGC struct {
 	threshold float64
 	interval  time.Duration
 	excluded  []string
-	dir       string
-	started   bool
-	timer     *time.Timer
+	// dirs are the stores' directories; a round prunes when the file
+	// system of any of them is over the threshold.
+	dirs    []string
+	started bool
+	timer   *time.Timer
 }
 
 // validateImageGC checks the GC options.
@@ -53,6 +55,22 @@ func validateImageGC(o Options) error {
 		return fmt.Errorf("--image_gc_interval=%v: must be positive: %w", o.ImageGCInterval, errdefs.ErrInvalidArgument)
 	}
 	return nil
+}
+
+// fullest returns the highest used fraction of the file systems holding
+// dirs.
+func fullest(dirs []string) (float64, error) {
+	max := 0.0
+	for _, d := range dirs {
+		u, err := diskUsage(d)
+		if err != nil {
+			return 0, err
+		}
+		if u > max {
+			max = u
+		}
+	}
+	return max, nil
 }
 
 // diskUsage returns the used fraction of the file system holding dir, the
@@ -78,11 +96,11 @@ func (a *agentActor) onImageGC(c actor.Context, m interface{}) {
 			return
 		}
 		g.started = true
-		a.logger.Info("image gc on", zap.Float64("threshold", g.threshold), zap.Duration("interval", g.interval), zap.String("store", g.dir))
+		a.logger.Info("image gc on", zap.Float64("threshold", g.threshold), zap.Duration("interval", g.interval), zap.Strings("stores", g.dirs))
 		a.scheduleImageGC(c)
 	case *imageGCTick:
 		async.Run(c, time.Minute, func() (interface{}, error) {
-			return diskUsage(g.dir)
+			return fullest(g.dirs)
 		}, func(v interface{}, err error) {
 			if err != nil {
 				a.logger.Warn("image gc: cannot measure the store's disk", zap.Error(err))

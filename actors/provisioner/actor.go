@@ -1,6 +1,7 @@
 package provisioner
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -334,11 +335,7 @@ func (a *Actor) onRecover(c actor.Context, m *provisionerv1.RecoverProvisionerRe
 }
 
 func (a *Actor) recoverStores(c actor.Context, resp *provisionerv1.RecoverProvisionerResponse, errs []string) {
-	types := make([]typesv1.Image_Type, 0, len(a.o.Stores))
-	for t := range a.o.Stores {
-		types = append(types, t)
-	}
-	sort.Slice(types, func(i, j int) bool { return types[i] < types[j] })
+	types := a.storeTypes()
 	var next func(i int)
 	next = func(i int) {
 		if i == len(types) {
@@ -383,8 +380,10 @@ func (a *Actor) runDeferredPrunes(c actor.Context) {
 	}
 }
 
-// prune asks the docker store to prune, keeping the images and layers of
-// every known container, and answers to.
+// prune asks every store to prune, one after the other, keeping the images
+// and layers of every known container, and answers to with what they
+// removed (appc images prefixed "appc:", as the CLI names them). A store
+// that fails does not stop the others; the errors are joined.
 func (a *Actor) prune(c actor.Context, to *actor.PID, m *provisionerv1.PruneImagesRequest) {
 	var active []string
 	excluded := append([]string(nil), m.GetExcluded()...)
@@ -392,13 +391,45 @@ func (a *Actor) prune(c actor.Context, to *actor.PID, m *provisionerv1.PruneImag
 		active = append(active, inf.layers...)
 		excluded = append(excluded, inf.images...)
 	}
-	store, ok := a.o.Stores[typesv1.Image_TYPE_DOCKER]
-	if !ok {
-		ask.Reply(c, to, nil, fmt.Errorf("no docker store: %w", errdefs.ErrNotImplemented))
+	types := a.storeTypes()
+	if len(types) == 0 {
+		ask.Reply(c, to, nil, fmt.Errorf("no image store: %w", errdefs.ErrNotImplemented))
 		return
 	}
+	resp := &provisionerv1.PruneImagesResponse{}
+	var errs []error
 	req := &storev1.PruneStoreRequest{Excluded: excluded, ActiveLayers: active}
-	ask.Reenter(c, store, req, a.o.StoreTimeout, func(r *storev1.PruneStoreResponse, err error) {
-		ask.Reply(c, to, &provisionerv1.PruneImagesResponse{RemovedImages: r.GetRemovedImages(), RemovedLayers: r.GetRemovedLayers(), ReclaimedBytes: r.GetReclaimedBytes()}, err)
-	})
+	var next func(i int)
+	next = func(i int) {
+		if i == len(types) {
+			ask.Reply(c, to, resp, errors.Join(errs...))
+			return
+		}
+		ask.Reenter(c, a.o.Stores[types[i]], req, a.o.StoreTimeout, func(r *storev1.PruneStoreResponse, err error) {
+			if err != nil {
+				errs = append(errs, fmt.Errorf("store %v: %w", types[i], err))
+			}
+			prefix := ""
+			if types[i] == typesv1.Image_TYPE_APPC {
+				prefix = "appc:"
+			}
+			for _, ref := range r.GetRemovedImages() {
+				resp.RemovedImages = append(resp.RemovedImages, prefix+ref)
+			}
+			resp.RemovedLayers = append(resp.RemovedLayers, r.GetRemovedLayers()...)
+			resp.ReclaimedBytes += r.GetReclaimedBytes()
+			next(i + 1)
+		})
+	}
+	next(0)
+}
+
+// storeTypes returns the image types of the stores, in a fixed order.
+func (a *Actor) storeTypes() []typesv1.Image_Type {
+	types := make([]typesv1.Image_Type, 0, len(a.o.Stores))
+	for t := range a.o.Stores {
+		types = append(types, t)
+	}
+	sort.Slice(types, func(i, j int) bool { return types[i] < types[j] })
+	return types
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,7 +16,10 @@ import (
 	"github.com/berthrt/berth/actors/backend/copyfs"
 	"github.com/berthrt/berth/actors/provisioner"
 	"github.com/berthrt/berth/actors/store"
+	"github.com/berthrt/berth/actors/store/appc"
 	"github.com/berthrt/berth/actors/store/docker"
+	"github.com/berthrt/berth/fixtures/aci"
+	"github.com/berthrt/berth/fixtures/layers"
 	provisionerv1 "github.com/berthrt/berth/messages/provisioner/v1"
 	typesv1 "github.com/berthrt/berth/messages/types/v1"
 	"github.com/berthrt/berth/process/builtin"
@@ -114,5 +118,80 @@ func TestPruneWaitsForProvisions(t *testing.T) {
 	}
 	if len(p.GetRemovedImages()) != 1 || len(p.GetRemovedLayers()) != len(imgs[0].LayerIDs) {
 		t.Errorf("prune after the destroy removed %v and %d layers; want the image and its %d layers", p.GetRemovedImages(), len(p.GetRemovedLayers()), len(imgs[0].LayerIDs))
+	}
+}
+
+// TestPruneEveryStore: a prune reaches the docker and the appc store and
+// reports what both removed, appc images named appc:...; an appc image a
+// container uses stays.
+func TestPruneEveryStore(t *testing.T) {
+	actortest.RequiresRoot(t)
+	dir := t.TempDir()
+	dst, err := docker.New(docker.Options{Dir: filepath.Join(dir, "docker"), Builtin: builtin.Build, BuiltinReference: builtin.Reference, Logger: actortest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ast, err := appc.New(appc.Options{Dir: filepath.Join(dir, "appc"), Logger: actortest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := dst.Get(ctx, builtin.Reference, "copy", true); err != nil {
+		t.Fatal(err)
+	}
+	var kept string
+	for _, name := range []string{"example.com/unused", "example.com/used"} {
+		path := filepath.Join(dir, filepath.Base(name)+".aci")
+		img, err := aci.Write(path, aci.Spec{
+			Manifest: aci.Manifest{Name: name, Labels: aci.Labels("version", "1"), App: &aci.App{Exec: []string{"/bin/true"}, User: "0", Group: "0"}},
+			Files:    []layers.Entry{{Name: "etc/" + filepath.Base(name), Body: "x"}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ast.Import(ctx, path); err != nil {
+			t.Fatal(err)
+		}
+		kept = img.ID
+	}
+	sys := actortest.NewSystem(t)
+	prov := sys.Root.Spawn(provisioner.Props(provisioner.Options{
+		Root: filepath.Join(dir, "provisioner"), DefaultBackend: "copy",
+		Backends: map[string]*actor.PID{"copy": sys.Root.Spawn(backend.Props(copyfs.New()))},
+		Stores: map[typesv1.Image_Type]*actor.PID{
+			typesv1.Image_TYPE_DOCKER: sys.Root.Spawn(store.Props(dst)),
+			typesv1.Image_TYPE_APPC:   sys.Root.Spawn(store.Props(ast)),
+		},
+		Logger: actortest.Logger(t),
+	}))
+	if _, err := ask.Request[*provisionerv1.RecoverProvisionerResponse](ctx, sys.Root, prov, &provisionerv1.RecoverProvisionerRequest{}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	id := &typesv1.ContainerID{Value: "berth-test-prune-appc"}
+	image := &typesv1.Image{Type: typesv1.Image_TYPE_APPC, Appc: &typesv1.Image_Appc{Id: kept}, Cached: true}
+	if _, err := ask.Request[*provisionerv1.ProvisionResponse](ctx, sys.Root, prov, &provisionerv1.ProvisionRequest{ContainerId: id, Image: image}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = ask.Request[*provisionerv1.DestroyProvisionResponse](ctx, sys.Root, prov, &provisionerv1.DestroyProvisionRequest{ContainerId: id}, time.Minute)
+	})
+	p, err := ask.Request[*provisionerv1.PruneImagesResponse](ctx, sys.Root, prov, &provisionerv1.PruneImagesRequest{}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docker, appcs []string
+	for _, ref := range p.GetRemovedImages() {
+		if strings.HasPrefix(ref, "appc:") {
+			appcs = append(appcs, ref)
+		} else {
+			docker = append(docker, ref)
+		}
+	}
+	if len(docker) != 1 || docker[0] != builtin.Reference || len(appcs) != 1 || !strings.Contains(appcs[0], "unused") {
+		t.Errorf("removed %v; want %s and the unused appc image", p.GetRemovedImages(), builtin.Reference)
+	}
+	imgs, err := ast.List(ctx)
+	if err != nil || len(imgs) != 1 || !strings.Contains(imgs[0].Reference, "used") {
+		t.Errorf("appc images left: %v %v; want the one in use", imgs, err)
 	}
 }

@@ -83,3 +83,13 @@ func (f *Flights) leave(key string, run *flight) bool {
 	}
 	return true
 }
+
+// waiting returns how many callers wait for key's run (for tests).
+func (f *Flights) waiting(key string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if run := f.runs[key]; run != nil {
+		return run.waiters
+	}
+	return 0
+}

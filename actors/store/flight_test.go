@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -39,6 +40,10 @@ func TestFlightsCoalesceAndSurviveOneCancel(t *testing.T) {
 		}()
 	}
 	<-started
+	// Every caller joins the run before one gives up and it ends.
+	for f.waiting("k") < 3 {
+		runtime.Gosched()
+	}
 	quit()
 	close(release)
 	wg.Wait()
