@@ -15,7 +15,6 @@ import (
 	"syscall"
 
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sys/unix"
 
 	"github.com/berthrt/berth/actors/store"
 	"github.com/berthrt/berth/process/archive"
@@ -154,7 +153,7 @@ func (s *Store) extractLayer(ctx context.Context, l layerSource, wf archive.Whit
 	if err := os.WriteFile(filepath.Join(stage, sizeFile), []byte(strconv.FormatInt(res.Size, 10)), 0o600); err != nil {
 		return 0, fmt.Errorf("docker store: layer %s: %w", l.diffID, err)
 	}
-	if err := syncFS(stage); err != nil {
+	if err := store.SyncFS(stage); err != nil {
 		return 0, err
 	}
 	if err := s.install(stage, l.diffID, wf); err != nil {
@@ -233,35 +232,7 @@ func (s *Store) layerSize(id string) int64 {
 			return n
 		}
 	}
-	return dirSize(s.layerDir(id))
-}
-
-// dirSize sums the sizes of the regular files under dir.
-func dirSize(dir string) int64 {
-	var n int64
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n
-}
-
-// syncFS flushes the filesystem holding dir, so a layer renamed into the
-// cache is on disk before the metadata names it.
-func syncFS(dir string) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("docker store: open %s: %w", dir, err)
-	}
-	defer func() { _ = unix.Close(fd) }()
-	if err := unix.Syncfs(fd); err != nil {
-		return fmt.Errorf("docker store: syncfs %s: %w", dir, err)
-	}
-	return nil
+	return store.DirSize(s.layerDir(id))
 }
 
 // countingReader counts the bytes read through it and tells onRead (when

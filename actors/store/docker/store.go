@@ -494,8 +494,8 @@ func (s *Store) Prune(ctx context.Context, excluded, activeLayers []string) (sto
 			errs = append(errs, err)
 			break
 		}
-		size := dirSize(s.layerDir(id))
-		if err := s.discard(s.layerDir(id)); err != nil {
+		size := store.DirSize(s.layerDir(id))
+		if err := store.DiscardDir(s.stagingDir, s.layerDir(id)); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -541,23 +541,6 @@ func (s *Store) layerIDOf(a string) string {
 		return ""
 	}
 	return strings.Split(rel, string(filepath.Separator))[0]
-}
-
-// discard removes a directory atomically from where it is: renamed into
-// staging first (staging is emptied by Recover), then deleted.
-func (s *Store) discard(dir string) error {
-	tmp, err := os.MkdirTemp(s.stagingDir, "gc-")
-	if err != nil {
-		return fmt.Errorf("docker store: %w", err)
-	}
-	if err := os.Rename(dir, filepath.Join(tmp, filepath.Base(dir))); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("docker store: remove %s: %w", dir, err)
-	}
-	if err := os.RemoveAll(tmp); err != nil {
-		return fmt.Errorf("docker store: remove %s: %w", dir, err)
-	}
-	return nil
 }
 
 // Recover loads the metadata, drops the images whose layers are missing,
