@@ -1,0 +1,121 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"text/tabwriter"
+
+	"github.com/berthrt/berth/cmd/berth-bench/internal/stats"
+)
+
+// Alpha is the significance level below which compare calls a difference
+// real.
+const Alpha = 0.05
+
+// Delta is one metric of one row in two runs.
+type Delta struct {
+	Section, Row, Unit string
+	// Old and New are the values; HasOld/HasNew say whether the run had
+	// the metric at all.
+	Old, New       float64
+	HasOld, HasNew bool
+	// Percent is (New-Old)/Old·100 (NaN when Old is 0 or a side is missing).
+	Percent float64
+	// Tested tells that both sides had raw samples and P is the two-sided
+	// Mann–Whitney U p-value over them; N1 and N2 are the sample sizes.
+	Tested bool
+	P      float64
+	N1, N2 int
+}
+
+// Significant tells whether the difference passed the test at Alpha.
+func (d Delta) Significant() bool { return d.Tested && d.P < Alpha }
+
+// Compare matches sections by ID, rows by name and metrics by unit, and
+// returns one Delta per metric of either run, in the new run's order
+// followed by what only the old run had.
+func Compare(old, cur *Results) []Delta {
+	var out []Delta
+	seen := map[[3]string]bool{}
+	add := func(sec Section, row Row, m Metric) {
+		k := [3]string{sec.ID, row.Name, m.Unit}
+		if seen[k] {
+			return
+		}
+		seen[k] = true
+		d := Delta{Section: sec.ID, Row: row.Name, Unit: m.Unit, Percent: math.NaN()}
+		o, hasO := lookup(old, k)
+		n, hasN := lookup(cur, k)
+		d.Old, d.HasOld, d.New, d.HasNew = o.Value, hasO, n.Value, hasN
+		if hasO && hasN && o.Value != 0 {
+			d.Percent = (n.Value - o.Value) / math.Abs(o.Value) * 100
+		}
+		if len(o.Samples) > 1 && len(n.Samples) > 1 {
+			if r, err := stats.MannWhitney(o.Samples, n.Samples); err == nil {
+				d.Tested, d.P, d.N1, d.N2 = true, r.P, len(o.Samples), len(n.Samples)
+			}
+		}
+		out = append(out, d)
+	}
+	for _, res := range []*Results{cur, old} {
+		for _, s := range res.Sections {
+			for _, r := range s.Rows {
+				for _, m := range r.Metrics {
+					add(s, r, m)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func lookup(r *Results, k [3]string) (Metric, bool) {
+	s := r.Section(k[0])
+	if s == nil {
+		return Metric{}, false
+	}
+	i := slices.IndexFunc(s.Rows, func(r Row) bool { return r.Name == k[1] })
+	if i < 0 {
+		return Metric{}, false
+	}
+	return s.Rows[i].Metric(k[2])
+}
+
+// WriteCompare prints deltas as a table in the manner of benchstat: old,
+// new, the change in percent, and the p-value with the sample sizes; "~"
+// replaces the change when the test found no significant difference, and
+// "(no samples)" marks a change that could not be tested.
+func WriteCompare(w io.Writer, oldName, newName string, ds []Delta) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "section\trow\tunit\t%s\t%s\tdelta\tp\n", oldName, newName)
+	for _, d := range ds {
+		o, n := "-", "-"
+		if d.HasOld {
+			o = FormatValue(d.Old)
+		}
+		if d.HasNew {
+			n = FormatValue(d.New)
+		}
+		delta, p := "", ""
+		switch {
+		case !d.HasOld || !d.HasNew:
+			delta = "(missing)"
+		case d.Tested && !d.Significant():
+			delta = "~"
+		case math.IsNaN(d.Percent):
+			delta = "?"
+		default:
+			delta = fmt.Sprintf("%+.2f%%", d.Percent)
+		}
+		switch {
+		case d.Tested:
+			p = fmt.Sprintf("p=%.3f n=%d+%d", d.P, d.N1, d.N2)
+		case d.HasOld && d.HasNew:
+			p = "(no samples)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Section, d.Row, d.Unit, o, n, delta, p)
+	}
+	return tw.Flush()
+}
