@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/berthrt/berth/process/builtin"
+	"github.com/berthrt/berth/process/checkpoint"
+	"github.com/berthrt/berth/process/errdefs"
+)
+
+// buildBerth builds ./cmd/berth into dir.
+func buildBerth(ctx context.Context, root, dir string) (string, error) {
+	bin := filepath.Join(dir, "berth")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/berth")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/berth: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// makeBundle builds the built-in image (the one `berth execute` runs by
+// default; the build is reproducible, so it is the same rootfs Berth
+// provisions) as an OCI layout, unpacks it with umoci into an OCI bundle,
+// and replaces umoci's config.json with runc's default spec (umoci's has a
+// devices rule crun rejects on this host) minus the network namespace
+// (Berth gives containers none by default), running /bin/true without a
+// terminal.
+func makeBundle(ctx context.Context, dir string) (bundle, manifest string, err error) {
+	layout := filepath.Join(dir, "builtin-layout")
+	if _, err := builtin.Build(ctx, layout); err != nil {
+		return "", "", err
+	}
+	if manifest, err = builtin.ManifestDigest(layout); err != nil {
+		return "", "", err
+	}
+	bundle = filepath.Join(dir, "bundle")
+	if out, err := exec.CommandContext(ctx, "umoci", "unpack", "--image", layout+":latest", bundle).CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("umoci unpack: %v\n%s: %w", err, out, errdefs.ErrInternal)
+	}
+	spec := filepath.Join(dir, "spec")
+	if err := os.Mkdir(spec, 0o755); err != nil {
+		return "", "", err
+	}
+	if out, err := exec.CommandContext(ctx, "runc", "spec", "--bundle", spec).CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("runc spec: %v\n%s: %w", err, out, errdefs.ErrInternal)
+	}
+	b, err := os.ReadFile(filepath.Join(spec, "config.json"))
+	if err != nil {
+		return "", "", err
+	}
+	out, err := benchSpec(b)
+	if err != nil {
+		return "", "", err
+	}
+	if err := checkpoint.WriteFile(filepath.Join(bundle, "config.json"), out, 0o644); err != nil {
+		return "", "", err
+	}
+	return bundle, manifest, nil
+}
+
+// benchSpec edits a `runc spec` config.json: args ["/bin/true"], no
+// terminal, no network namespace. Everything else stays runc's default.
+func benchSpec(config []byte) ([]byte, error) {
+	var spec map[string]any
+	if err := json.Unmarshal(config, &spec); err != nil {
+		return nil, fmt.Errorf("runc spec: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	proc, ok := spec["process"].(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("runc spec without process: %w", errdefs.ErrInvalidArgument)
+	}
+	proc["terminal"] = false
+	proc["args"] = []any{"/bin/true"}
+	linux, ok := spec["linux"].(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("runc spec without linux: %w", errdefs.ErrInvalidArgument)
+	}
+	nss, _ := linux["namespaces"].([]any)
+	kept := []any{}
+	for _, ns := range nss {
+		if m, ok := ns.(map[string]any); ok && m["type"] == "network" {
+			continue
+		}
+		kept = append(kept, ns)
+	}
+	linux["namespaces"] = kept
+	return json.MarshalIndent(spec, "", "\t")
+}
