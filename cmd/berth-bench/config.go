@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
@@ -53,6 +55,11 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.goBenchtime, "go_benchtime", "", "-benchtime of benchmarks outside the known suites (default 1s, quick 100ms)")
 	fs.IntVar(&c.goCount, "go_count", envInt(getenv, "BERTH_BENCH_GO_COUNT", 1), "-count of every go test -bench (>1 gives compare samples)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stderr)
+			fmt.Fprintln(os.Stderr, usage+"\nFlags of run:")
+			fs.PrintDefaults()
+		}
 		return c, err
 	}
 	if fs.NArg() > 0 {

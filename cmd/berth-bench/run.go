@@ -67,6 +67,9 @@ func run(ctx context.Context, cfg config) error {
 		res.Sections = append(res.Sections, secs...)
 		res.Notes = append(res.Notes, notes...)
 	}
+	if t := targetsSection(res); len(t.Rows) > 0 {
+		res.Sections = append(res.Sections, t)
+	}
 	return writeResults(cfg, res, started)
 }
 
@@ -167,7 +170,7 @@ func launchSections(ctx context.Context, cfg config, systems []system) []report.
 	failed := map[string]error{}
 	total := cfg.warmup + cfg.runs
 	for i := 0; i < total && ctx.Err() == nil; i++ {
-		if i == cfg.warmup || (i-cfg.warmup)%max(1, cfg.runs/10) == 0 {
+		if i >= cfg.warmup && (i-cfg.warmup)%max(1, cfg.runs/10) == 0 {
 			logf("launch: run %d/%d (after %d warm-up runs)", max(0, i-cfg.warmup), cfg.runs, cfg.warmup)
 		}
 		for j := range systems {

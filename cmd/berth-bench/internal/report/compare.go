@@ -89,7 +89,9 @@ func lookup(r *Results, k [3]string) (Metric, bool) {
 // "(no samples)" marks a change that could not be tested.
 func WriteCompare(w io.Writer, oldName, newName string, ds []Delta) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "section\trow\tunit\t%s\t%s\tdelta\tp\n", oldName, newName)
+	if _, err := fmt.Fprintf(tw, "section\trow\tunit\t%s\t%s\tdelta\tp\n", oldName, newName); err != nil {
+		return err
+	}
 	for _, d := range ds {
 		o, n := "-", "-"
 		if d.HasOld {
@@ -115,7 +117,9 @@ func WriteCompare(w io.Writer, oldName, newName string, ds []Delta) error {
 		case d.HasOld && d.HasNew:
 			p = "(no samples)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Section, d.Row, d.Unit, o, n, delta, p)
+		if _, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Section, d.Row, d.Unit, o, n, delta, p); err != nil {
+			return err
+		}
 	}
 	return tw.Flush()
 }
