@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -15,6 +16,7 @@ import (
 const usage = `Usage:
   berth-bench [run] [flags]            measure; write results JSON and docs/performance.md
   berth-bench compare OLD.json NEW.json
+  berth-bench markdown RESULTS.json [DOC]   rewrite DOC (docs/performance.md) from a results file
 Environment: BERTH_BENCH_QUICK=1 (scaled down), BERTH_BENCH_SECTIONS=launch,throughput,gobench,
 BERTH_BENCH_RUNS=N, BERTH_BENCH_DIR=DIR (scratch space, e.g. on tmpfs), BERTH_BENCH_MB (pull size).`
 
@@ -22,12 +24,14 @@ func main() { os.Exit(mainCode(os.Args[1:])) }
 
 func mainCode(args []string) int {
 	sub := "run"
-	if len(args) > 0 && (args[0] == "run" || args[0] == "compare" || args[0] == peerServerCmd) {
+	if len(args) > 0 && (args[0] == "run" || args[0] == "compare" || args[0] == "markdown" || args[0] == peerServerCmd) {
 		sub, args = args[0], args[1:]
 	}
 	switch sub {
 	case "compare":
 		return compare(args)
+	case "markdown":
+		return markdown(args)
 	case peerServerCmd:
 		return peerServer(os.Stdin, os.Stdout)
 	}
@@ -64,6 +68,31 @@ func compare(args []string) int {
 		return 1
 	}
 	if err := report.WriteCompare(os.Stdout, args[0], args[1], report.Compare(old, cur)); err != nil {
+		fmt.Fprintf(os.Stderr, "berth-bench: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// markdown rewrites the report from a results file, e.g. to put a full
+// run's results back after a quick run overwrote them.
+func markdown(args []string) int {
+	if len(args) < 1 || len(args) > 2 {
+		fmt.Fprintln(os.Stderr, usage)
+		return 2
+	}
+	doc := "docs/performance.md"
+	if len(args) == 2 {
+		doc = args[1]
+	}
+	res, err := report.ReadJSON(args[0])
+	if err == nil {
+		var md bytes.Buffer
+		if err = report.Markdown(&md, res); err == nil {
+			err = report.UpdateDoc(doc, docHeader, md.Bytes())
+		}
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "berth-bench: %v\n", err)
 		return 1
 	}

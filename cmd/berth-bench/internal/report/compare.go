@@ -33,28 +33,35 @@ type Delta struct {
 // Significant tells whether the difference passed the test at Alpha.
 func (d Delta) Significant() bool { return d.Tested && d.P < Alpha }
 
+// counts are units that describe how a row was measured, not what was
+// measured; Compare leaves them out.
+var counts = map[string]bool{"runs": true, "iterations": true, "N": true, "rounds": true}
+
 // Compare matches sections by ID, rows by name and metrics by unit, and
-// returns one Delta per metric of either run, in the new run's order
-// followed by what only the old run had.
+// returns one Delta per metric of either run (counts such as "runs" left
+// out), in the new run's order followed by what only the old run had. A
+// metric without samples of its own (a p99 beside a median that carries
+// every run's time) is tested over its row's samples: the test asks whether
+// the distributions differ, whatever statistic is printed.
 func Compare(old, cur *Results) []Delta {
 	var out []Delta
 	seen := map[[3]string]bool{}
 	add := func(sec Section, row Row, m Metric) {
 		k := [3]string{sec.ID, row.Name, m.Unit}
-		if seen[k] {
+		if seen[k] || counts[m.Unit] {
 			return
 		}
 		seen[k] = true
 		d := Delta{Section: sec.ID, Row: row.Name, Unit: m.Unit, Percent: math.NaN()}
-		o, hasO := lookup(old, k)
-		n, hasN := lookup(cur, k)
+		o, oSamples, hasO := lookup(old, k)
+		n, nSamples, hasN := lookup(cur, k)
 		d.Old, d.HasOld, d.New, d.HasNew = o.Value, hasO, n.Value, hasN
 		if hasO && hasN && o.Value != 0 {
 			d.Percent = (n.Value - o.Value) / math.Abs(o.Value) * 100
 		}
-		if len(o.Samples) > 1 && len(n.Samples) > 1 {
-			if r, err := stats.MannWhitney(o.Samples, n.Samples); err == nil {
-				d.Tested, d.P, d.N1, d.N2 = true, r.P, len(o.Samples), len(n.Samples)
+		if len(oSamples) > 1 && len(nSamples) > 1 {
+			if r, err := stats.MannWhitney(oSamples, nSamples); err == nil {
+				d.Tested, d.P, d.N1, d.N2 = true, r.P, len(oSamples), len(nSamples)
 			}
 		}
 		out = append(out, d)
@@ -71,16 +78,26 @@ func Compare(old, cur *Results) []Delta {
 	return out
 }
 
-func lookup(r *Results, k [3]string) (Metric, bool) {
+// lookup finds a metric and the samples to test it with: its own, else the
+// first ones of its row.
+func lookup(r *Results, k [3]string) (Metric, []float64, bool) {
 	s := r.Section(k[0])
 	if s == nil {
-		return Metric{}, false
+		return Metric{}, nil, false
 	}
 	i := slices.IndexFunc(s.Rows, func(r Row) bool { return r.Name == k[1] })
 	if i < 0 {
-		return Metric{}, false
+		return Metric{}, nil, false
 	}
-	return s.Rows[i].Metric(k[2])
+	m, ok := s.Rows[i].Metric(k[2])
+	samples := m.Samples
+	for _, other := range s.Rows[i].Metrics {
+		if len(samples) > 0 {
+			break
+		}
+		samples = other.Samples
+	}
+	return m, samples, ok
 }
 
 // WriteCompare prints deltas as a table in the manner of benchstat: old,

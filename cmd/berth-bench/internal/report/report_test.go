@@ -218,6 +218,8 @@ func TestCompare(t *testing.T) {
 	}
 	old.Sections[0].Rows[0].Metrics[1] = Metric{Unit: "median-ms", Value: 14.5, Samples: slow}
 	cur.Sections[0].Rows[0].Metrics[1] = Metric{Unit: "median-ms", Value: 5.45, Samples: fast}
+	old.Sections[0].Rows[0].Metrics = append(old.Sections[0].Rows[0].Metrics, Metric{Unit: "p99-ms", Value: 19})
+	cur.Sections[0].Rows[0].Metrics = append(cur.Sections[0].Rows[0].Metrics, Metric{Unit: "p99-ms", Value: 6})
 	cur.Sections[0].Rows[1].Metrics[0].Value = 33 // runc: +10%, no samples
 	cur.Sections[0].Rows = append(cur.Sections[0].Rows, Row{Name: "crun", Metrics: []Metric{{Unit: "median-ms", Value: 9}}})
 	old.Sections = append(old.Sections, Section{ID: "gone", Rows: []Row{{Name: "x", Metrics: []Metric{{Unit: "u", Value: 1}}}}})
@@ -227,8 +229,16 @@ func TestCompare(t *testing.T) {
 	for _, d := range ds {
 		byKey[d.Section+"/"+d.Row+"/"+d.Unit] = d
 	}
+	// "runs" is a count, left out.
 	if len(ds) != 6 {
 		t.Errorf("%d deltas, want 6: %+v", len(ds), ds)
+	}
+	if _, ok := byKey["launch/berth agent | overlay/runs"]; ok {
+		t.Error("the runs count was compared")
+	}
+	// A p99 without samples of its own is tested over its row's samples.
+	if d := byKey["launch/berth agent | overlay/p99-ms"]; !d.Tested || d.N1 != 10 || !d.Significant() {
+		t.Errorf("p99 delta = %+v", d)
 	}
 	d := byKey["launch/berth agent | overlay/median-ms"]
 	if !d.Tested || !d.Significant() || d.N1 != 10 || d.N2 != 10 || math.Abs(d.Percent-(5.45-14.5)/14.5*100) > 1e-9 {
