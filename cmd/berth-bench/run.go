@@ -160,6 +160,11 @@ func measureContainers(ctx context.Context, cfg config, res *report.Results) err
 	if cfg.sections["throughput"] {
 		res.Sections = append(res.Sections, throughputSections(ctx, cfg, []system{agentOverlay, runcSys, crunSys})...)
 	}
+	works := []string{filepath.Join(scratch, "agent", "work")}
+	if cfg.sections["launch"] {
+		works = append(works, filepath.Join(emb, "work"))
+	}
+	res.Notes = append(res.Notes, sameImageNote(ctx, berth, manifest, works...))
 	return ctx.Err()
 }
 

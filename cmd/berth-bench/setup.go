@@ -92,3 +92,33 @@ func benchSpec(config []byte) ([]byte, error) {
 	linux["namespaces"] = kept
 	return json.MarshalIndent(spec, "", "\t")
 }
+
+// storeDigest is the digest under which Berth's store in workDir holds the
+// built-in image (`berth image inspect`, which takes no lock, so it works
+// beside a running agent).
+func storeDigest(ctx context.Context, berth, workDir string) (string, error) {
+	out, err := exec.CommandContext(ctx, berth, "image", "inspect", "--work_dir="+workDir, builtin.Reference).Output()
+	if err != nil {
+		return "", fmt.Errorf("berth image inspect: %w", err)
+	}
+	var imgs []struct{ Digest string }
+	if err := json.Unmarshal(out, &imgs); err != nil || len(imgs) != 1 {
+		return "", fmt.Errorf("berth image inspect: unexpected output %q: %w", out, errdefs.ErrInternal)
+	}
+	return imgs[0].Digest, nil
+}
+
+// sameImageNote says whether Berth's stores hold the image the bundle was
+// unpacked from.
+func sameImageNote(ctx context.Context, berth, manifest string, workDirs ...string) string {
+	for _, w := range workDirs {
+		d, err := storeDigest(ctx, berth, w)
+		if err != nil {
+			return fmt.Sprintf("WARNING: could not check that Berth ran the bundle's image: %v", err)
+		}
+		if d != manifest {
+			return fmt.Sprintf("WARNING: Berth's store in %s holds the built-in image as %s, the bundle was unpacked from %s: not the same rootfs", w, d, manifest)
+		}
+	}
+	return fmt.Sprintf("Checked: Berth's stores hold the built-in image as %s, the manifest the bundle was unpacked from.", manifest)
+}
