@@ -178,3 +178,27 @@ func TestTargetsSection(t *testing.T) {
 		t.Errorf("targets = %v\nwant %v", got, want)
 	}
 }
+
+func TestEnsurePeersNamesWhatToInstall(t *testing.T) {
+	// No peer on PATH, and CI set: berth-bench never installs, it says what
+	// to install.
+	t.Setenv("PATH", t.TempDir())
+	err := ensurePeers(t.Context(), env(map[string]string{"CI": "true"}), t.Logf)
+	if !errdefs.IsFailedPrecondition(err) {
+		t.Fatalf("err = %v, want failed precondition", err)
+	}
+	if !strings.Contains(err.Error(), "apt-get install -y runc crun skopeo umoci docker-registry") {
+		t.Errorf("err = %v", err)
+	}
+	// Every peer present: nothing to do.
+	dir := t.TempDir()
+	for _, p := range peers {
+		if err := os.WriteFile(filepath.Join(dir, p.bin), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", dir)
+	if err := ensurePeers(t.Context(), env(map[string]string{"CI": "true"}), t.Logf); err != nil {
+		t.Errorf("all peers present: %v", err)
+	}
+}
