@@ -100,16 +100,32 @@ func lookup(r *Results, k [3]string) (Metric, []float64, bool) {
 	return m, samples, ok
 }
 
-// WriteCompare prints deltas as a table in the manner of benchstat: old,
-// new, the change in percent, and the p-value with the sample sizes; "~"
-// replaces the change when the test found no significant difference, and
-// "(no samples)" marks a change that could not be tested.
+// WriteCompare prints deltas in the manner of benchstat, one table per
+// section: old, new, the change in percent, and the p-value with the
+// sample sizes; "~" replaces the change when the test found no significant
+// difference, and "(no samples)" marks a change that could not be tested.
 func WriteCompare(w io.Writer, oldName, newName string, ds []Delta) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	if _, err := fmt.Fprintf(tw, "section\trow\tunit\t%s\t%s\tdelta\tp\n", oldName, newName); err != nil {
+	if _, err := fmt.Fprintf(w, "old: %s\nnew: %s\n", oldName, newName); err != nil {
 		return err
 	}
-	for _, d := range ds {
+	var tw *tabwriter.Writer
+	section := ""
+	for i, d := range ds {
+		if i == 0 || d.Section != section {
+			if tw != nil {
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+			}
+			section = d.Section
+			if _, err := fmt.Fprintf(w, "\n%s\n", section); err != nil {
+				return err
+			}
+			tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			if _, err := fmt.Fprintf(tw, "  row\tunit\told\tnew\tdelta\tp\n"); err != nil {
+				return err
+			}
+		}
 		o, n := "-", "-"
 		if d.HasOld {
 			o = FormatValue(d.Old)
@@ -134,9 +150,12 @@ func WriteCompare(w io.Writer, oldName, newName string, ds []Delta) error {
 		case d.HasOld && d.HasNew:
 			p = "(no samples)"
 		}
-		if _, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Section, d.Row, d.Unit, o, n, delta, p); err != nil {
+		if _, err := fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", d.Row, d.Unit, o, n, delta, p); err != nil {
 			return err
 		}
 	}
-	return tw.Flush()
+	if tw != nil {
+		return tw.Flush()
+	}
+	return nil
 }
