@@ -140,13 +140,20 @@ func runGoBenches(ctx context.Context, cfg config, root, module string) ([]repor
 	}
 	var all []report.Benchmark
 	var notes []string
+	commands := map[string][]string{}
 	for _, s := range goBenchPlan(found, cfg.quick, cfg.goBenchtime) {
 		bt := s.benchtime
 		if cfg.quick {
 			bt = s.quick
 		}
 		args := []string{"test", "-run", "^$", "-bench", s.bench, "-benchtime", bt, "-count", fmt.Sprint(cfg.goCount), "-timeout", "60m", s.pkg}
-		logf("go %s", strings.Join(args, " "))
+		line := "go " + strings.Join(args, " ")
+		if len(s.env) > 0 {
+			line = strings.Join(s.env, " ") + " go " + strings.Join(args, " ")
+		}
+		logf("%s", line)
+		pkgPath := module + strings.TrimPrefix(s.pkg, ".")
+		commands[pkgPath] = append(commands[pkgPath], "`"+line+"`")
 		var out bytes.Buffer
 		cmd := exec.CommandContext(ctx, "go", args...)
 		cmd.Dir = root
@@ -166,5 +173,12 @@ func runGoBenches(ctx context.Context, cfg config, root, module string) ([]repor
 			return nil, nil, ctx.Err()
 		}
 	}
-	return report.GoBenchSections(all, module), notes, nil
+	secs := report.GoBenchSections(all, module)
+	for i := range secs {
+		pkg := strings.TrimPrefix(secs[i].ID, "go:")
+		if cmds := commands[pkg]; len(cmds) > 0 {
+			secs[i].Notes = append(secs[i].Notes, "Ran: "+strings.Join(cmds, "; "))
+		}
+	}
+	return secs, notes, nil
 }
