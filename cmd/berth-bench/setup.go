@@ -13,15 +13,15 @@ import (
 	"github.com/berthrt/berth/process/errdefs"
 )
 
-// buildBerth builds ./cmd/berth into dir.
+// buildBerth builds ./cmd/berth and ./cmd/berth-init into dir, side by
+// side as installed, so that agents run containers' inits from berth-init.
 func buildBerth(ctx context.Context, root, dir string) (string, error) {
-	bin := filepath.Join(dir, "berth")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/berth")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+"/", "./cmd/berth", "./cmd/berth-init")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/berth: %v\n%s", err, out)
+		return "", fmt.Errorf("go build ./cmd/berth ./cmd/berth-init: %v\n%s", err, out)
 	}
-	return bin, nil
+	return filepath.Join(dir, "berth"), nil
 }
 
 // makeBundle builds the built-in image (the one `berth execute` runs by
