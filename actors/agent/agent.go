@@ -21,6 +21,7 @@ import (
 	"github.com/berthrt/berth/actors/containerizer"
 	"github.com/berthrt/berth/actors/isolator"
 	"github.com/berthrt/berth/actors/launcher"
+	"github.com/berthrt/berth/actors/metrics"
 	"github.com/berthrt/berth/actors/provisioner"
 	"github.com/berthrt/berth/actors/store"
 	"github.com/berthrt/berth/actors/store/docker"
@@ -51,6 +52,8 @@ type Agent struct {
 	logger        *zap.Logger
 	locks         []*lockfile.Lock
 	init          initExec
+	// Metrics are the agent's collectors (Options.Metrics or its own).
+	Metrics *metrics.Metrics
 }
 
 // components are the mechanics the agent actor wraps in actors.
@@ -186,6 +189,11 @@ func Start(ctx context.Context, sys *actor.ActorSystem, o Options, logger *zap.L
 	}
 	logger.Info("agent starting", zap.String("agent_id", id), zap.String("work_dir", o.WorkDir),
 		zap.String("runtime_dir", o.RuntimeDir), zap.String("backend", backends.chosen), zap.String("isolation", o.Isolation))
+	if o.Metrics == nil {
+		o.Metrics = metrics.New(metrics.Options{})
+	}
+	metrics.Register(sys, o.Metrics)
+	observeStore(o.Metrics, st)
 	comp := components{store: st, appcStore: appcStore, dockerProvider: prov.docker, backends: backends.available, unavailable: backends.unavailable, isolators: isolators, launcher: l}
 	gcDirs := []string{o.DockerStoreDir}
 	if appcStore != nil {
@@ -208,7 +216,7 @@ func Start(ctx context.Context, sys *actor.ActorSystem, o Options, logger *zap.L
 	a := &Agent{
 		System: sys, PID: pid, Containerizer: p.containerizer, Provisioner: p.provisioner,
 		DockerStore: p.dockerStore, AppcStore: p.appcStore, Launcher: p.launcher, Options: o, Backend: backends.chosen, ID: id, logger: logger,
-		locks: locks, init: initBin,
+		locks: locks, init: initBin, Metrics: o.Metrics,
 	}
 	ok = true
 	rec, err := ask.Request[*containerizerv1.RecoverContainersResponse](ctx, sys.Root, a.Containerizer, &containerizerv1.RecoverContainersRequest{}, 10*time.Minute)
@@ -327,6 +335,7 @@ func (a *agentActor) spawnChildren(c actor.Context) {
 	a.pids.containerizer = spawn(containerizer.Props(containerizer.Options{
 		RuntimeDir: a.o.RuntimeDir, Provisioner: a.pids.provisioner, Isolators: isoPIDs, IsolatorNames: isoNames,
 		Launcher: a.pids.launcher, DefaultBackend: a.backend, Logger: a.logger,
+		Metrics: a.o.Metrics,
 	}), "containerizer")
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/berthrt/berth/actors/isolator/filesystem"
 	"github.com/berthrt/berth/actors/isolator/namespaces"
 	"github.com/berthrt/berth/actors/isolator/runtime"
+	"github.com/berthrt/berth/actors/metrics"
 	"github.com/berthrt/berth/actors/provisioner"
 	"github.com/berthrt/berth/process/errdefs"
 	"github.com/berthrt/berth/process/lockfile"
@@ -67,6 +68,9 @@ type Options struct {
 	// OnLockBusy, when set, is told the pid of another agent holding the work
 	// or runtime dir, and Start waits for it; nil makes Start fail at once.
 	OnLockBusy func(holder int)
+	// Metrics collect the agent's metrics and time its mechanics; nil: Start
+	// makes its own (Agent.Metrics).
+	Metrics *metrics.Metrics
 }
 
 func (o *Options) setDefaults() {

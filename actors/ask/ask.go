@@ -9,6 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/berthrt/berth/actors/metrics"
 	typesv1 "github.com/berthrt/berth/messages/types/v1"
 	"github.com/berthrt/berth/process/errdefs"
 )
@@ -141,7 +142,27 @@ func name(m proto.Message) string {
 // Go answers the message being handled from a goroutine: fn runs off the
 // mailbox (it may block) and its result goes straight to the requester. The
 // actor.Context is read here, on the mailbox goroutine, never inside fn.
+// fn is work (a mechanic): its time goes to the metrics registered on the
+// actor system (package metrics), by the name of the request.
 func Go(c actor.Context, fn func() (proto.Message, error)) {
+	sender := c.Sender()
+	sys := c.ActorSystem()
+	m := metrics.Of(sys)
+	request := "unknown"
+	if pm, ok := c.Message().(proto.Message); ok {
+		request = name(pm)
+	}
+	go func() {
+		start := m.Begin()
+		resp, err := fn()
+		m.End(request, start)
+		Reply(sys.Root, sender, resp, err)
+	}()
+}
+
+// GoWait is Go for a call that waits for an event rather than works (a
+// container's exit, a limitation): its time is not counted as mechanics.
+func GoWait(c actor.Context, fn func() (proto.Message, error)) {
 	sender := c.Sender()
 	root := c.ActorSystem().Root
 	go func() {

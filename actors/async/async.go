@@ -14,6 +14,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/berthrt/berth/actors/metrics"
 	"github.com/berthrt/berth/process/errdefs"
 )
 
@@ -26,11 +27,16 @@ type result struct {
 // Run executes work in a goroutine and runs cont on the actor when it returns
 // or when timeout passes (ask.Forever: never). cont sees the actor's context
 // as it was for the message being handled, so ctx.Respond answers it.
+// work's time counts as mechanics in the metrics registered on the actor
+// system (package metrics).
 func Run(c actor.Context, timeout time.Duration, work func() (interface{}, error), cont func(interface{}, error)) {
 	sys := c.ActorSystem()
 	f := actor.NewFuture(sys, timeout)
+	m := metrics.Of(sys)
 	go func() {
+		start := m.Begin()
 		val, err := work()
+		m.End("async", start)
 		sys.Root.Send(f.PID(), &result{val: val, err: err})
 	}()
 	c.ReenterAfter(f, func(res interface{}, err error) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/berthrt/berth/actors/ask"
 	"github.com/berthrt/berth/actors/async"
+	"github.com/berthrt/berth/actors/metrics"
 	containerizerv1 "github.com/berthrt/berth/messages/containerizer/v1"
 	fetcherv1 "github.com/berthrt/berth/messages/fetcher/v1"
 	isolatorv1 "github.com/berthrt/berth/messages/isolator/v1"
@@ -55,6 +56,10 @@ type Options struct {
 	KeepTerminated int
 	Logger         *zap.Logger
 	Now            func() time.Time
+
+	// Metrics, when set, get the containers by state, launch and destroy
+	// outcomes and durations, and the messaging/mechanics split.
+	Metrics *metrics.Metrics
 }
 
 // entry is one live container.
@@ -73,6 +78,8 @@ type entry struct {
 	destroyers []*actor.PID
 	startedAt  time.Time
 	stateSince time.Time
+	// obs is what the metrics need of the container.
+	obs observed
 }
 
 // terminated is a container that ended, kept for late Waits.
@@ -165,6 +172,7 @@ func (a *Actor) handle(c actor.Context, e *entry, ev Event) {
 		return
 	}
 	e.c = next
+	a.observe(e, before, next.State)
 	if next.State != before {
 		e.stateSince = a.o.Now()
 		a.o.Logger.Debug("container state", zap.String("container", e.id.GetValue()), zap.Stringer("from", before), zap.Stringer("to", next.State))
@@ -235,6 +243,7 @@ func (a *Actor) execute(c actor.Context, e *entry, eff Effect) {
 			a.handle(c, e, EvExeced{Err: err})
 		})
 	case DoAnswerLaunch:
+		a.observeLaunch(e, eff.Err)
 		ask.Reply(c, e.launchReq, &containerizerv1.LaunchContainerResponse{Pid: int32(e.pid), Rootfs: e.rootfs}, eff.Err)
 		e.launchReq = nil
 	case DoKill:
@@ -376,6 +385,7 @@ func (a *Actor) complete(c actor.Context, e *entry, term *typesv1.Termination) {
 	if e.launchReq != nil {
 		ask.Reply(c, e.launchReq, nil, fmt.Errorf("container %s terminated during launch: %w", id, errdefs.ErrCanceled))
 	}
+	a.observeEnd(e, term)
 	delete(a.containers, id)
 	a.ended[id] = terminated{status: a.status(e), termination: term}
 	a.endedOrder = append(a.endedOrder, id)
@@ -420,6 +430,7 @@ func (a *Actor) onLaunch(c actor.Context, m *containerizerv1.LaunchContainerRequ
 		startedAt: now, stateSince: now,
 	}
 	a.containers[id.GetValue()] = e
+	e.obs.launch = a.o.Metrics.Mark()
 	a.handle(c, e, EvLaunch{HasImage: m.GetConfig().GetContainerInfo().GetImage() != nil, Isolators: len(a.o.Isolators)})
 }
 

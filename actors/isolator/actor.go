@@ -60,7 +60,7 @@ func (a *Actor) Receive(c actor.Context) {
 		a.mu.Lock()
 		a.watches[m.GetContainerId().GetValue()] = cancel
 		a.mu.Unlock()
-		ask.Go(c, func() (proto.Message, error) {
+		ask.GoWait(c, func() (proto.Message, error) {
 			lim, err := a.iso.Watch(wctx, m.GetContainerId())
 			return &isolatorv1.WatchResponse{Limitation: lim}, err
 		})

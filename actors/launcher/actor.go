@@ -48,7 +48,7 @@ func (a *Actor) Receive(c actor.Context) {
 			return &launcherv1.ExecResponse{}, a.l.Exec(a.ctx, m.GetContainerId().GetValue())
 		})
 	case *launcherv1.WaitProcessRequest:
-		ask.Go(c, func() (proto.Message, error) {
+		ask.GoWait(c, func() (proto.Message, error) {
 			st, err := a.l.Wait(a.ctx, m.GetContainerId().GetValue())
 			return &launcherv1.WaitProcessResponse{WaitStatus: int32(st.WaitStatus), HasWaitStatus: st.Known}, err
 		})

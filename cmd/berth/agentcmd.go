@@ -15,14 +15,19 @@ import (
 
 	"github.com/berthrt/berth/actors/agent"
 	"github.com/berthrt/berth/actors/logging"
+	"github.com/berthrt/berth/actors/metrics"
 )
 
 const agentSynopsis = `berth agent --listen=HOST:PORT [--tls_cert=F --tls_key=F --tls_ca=F | --plaintext_loopback]
              [--work_dir=DIR] [--runtime_dir=DIR] [--isolation=...] [--image_provisioner_backend=overlay|copy|bind|aufs]
+             [--http=HOST:PORT [--http_allow_remote]] [--cpuprofile=FILE] [--memprofile=FILE]
 
 Runs an agent that serves the agent API over actor remoting until SIGINT or
 SIGTERM. Containers keep running when the agent stops; the next agent on the
-same directories recovers them.`
+same directories recovers them.
+
+--http serves /health, /metrics (Prometheus) and /debug/pprof/ on a loopback
+address (see docs/operations.md).`
 
 // remoteFlags secure the API on both sides.
 type remoteFlags struct {
@@ -47,8 +52,13 @@ func agentMain(args []string) int {
 	af.register(fs)
 	var rf remoteFlags
 	rf.register(fs)
-	var listen, backend string
+	var listen, backend, httpAddr string
+	var httpAllowRemote bool
+	var prof profileFlags
+	prof.register(fs)
 	fs.StringVar(&listen, "listen", "127.0.0.1:5051", "address of the agent API")
+	fs.StringVar(&httpAddr, "http", "", "HOST:PORT of the HTTP endpoint (/health, /metrics, /debug/pprof/); empty: none")
+	fs.BoolVar(&httpAllowRemote, "http_allow_remote", false, "allow --http on an address that is not loopback (it exposes pprof)")
 	fs.StringVar(&backend, "image_provisioner_backend", "", "rootfs backend (default: the best available)")
 	if err := fs.Parse(normalizeFlags(args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -67,6 +77,23 @@ func agentMain(args []string) int {
 		return 2
 	}
 	defer func() { _ = logger.Sync() }()
+	stopProfile, err := prof.start()
+	if err != nil {
+		logger.Error("profile", zap.Error(err))
+		return 2
+	}
+	defer stopProfile()
+	m := metrics.New(metrics.Options{})
+	var web *agent.HTTPServer
+	if httpAddr != "" {
+		web, err = agent.ListenHTTP(agent.HTTPOptions{Addr: httpAddr, AllowRemote: httpAllowRemote, Metrics: m, Logger: logger})
+		if err != nil {
+			logger.Error("agent HTTP endpoint", zap.Error(err))
+			return 1
+		}
+		defer func() { _ = web.Close(context.Background()) }()
+		logger.Info("HTTP endpoint", zap.String("address", web.Addr()))
+	}
 	sys := actor.NewActorSystem(logging.SystemOption(logger))
 	r, err := agent.StartRemote(sys, rf.options(listen))
 	if err != nil {
@@ -76,12 +103,16 @@ func agentMain(args []string) int {
 	defer r.Shutdown(true)
 	opts := af.options()
 	opts.Backend = backend
+	opts.Metrics = m
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()
 	ag, err := agent.Start(ctx, sys, opts, logger)
 	if err != nil {
 		logger.Error("agent", zap.Error(err))
 		return 1
+	}
+	if web != nil {
+		web.Ready(ag)
 	}
 	logger.Info("agent ready", zap.String("address", sys.Address()), zap.String("agent_id", ag.ID))
 	<-ctx.Done()

@@ -28,7 +28,8 @@ import (
 )
 
 const executeSynopsis = `berth execute [--image=REF] [--backend=overlay|copy|bind|aufs] [--work_dir=DIR] [--runtime_dir=DIR]
-       [--env=K=V ...] [--workdir=DIR] [--user=USER] [--name=ID] (--command='shell command' | -- ARGV...)
+       [--env=K=V ...] [--workdir=DIR] [--user=USER] [--name=ID] [--cpuprofile=FILE] [--memprofile=FILE]
+       (--command='shell command' | -- ARGV...)
 
 REF = docker-archive:PATH     a 'docker save' tarball
     | oci:PATH[:TAG]          an OCI image layout
@@ -54,6 +55,8 @@ func execute(args []string) int {
 	var rf remoteFlags
 	rf.register(fs)
 	var env listFlag
+	var prof profileFlags
+	prof.register(fs)
 	var (
 		agentAddr, image, backend, workdir, user, name, command string
 		keepSandbox                                             bool
@@ -98,6 +101,12 @@ func execute(args []string) int {
 			WorkingDir: workdir,
 		},
 	}
+	stopProfile, err := prof.start()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "berth execute: %v\n", err)
+		return 2
+	}
+	defer stopProfile()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if name == "" {
