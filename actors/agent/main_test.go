@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/berthrt/berth/actors/actortest"
 	"github.com/berthrt/berth/actors/agent"
 	"github.com/berthrt/berth/actors/ask"
@@ -39,7 +41,11 @@ func startAgent(t testing.TB, o agent.Options) *agent.Agent {
 	}
 	o.WorkDir, o.RuntimeDir, o.InitPath = dir+"/work", dir+"/run", self
 	sys := actortest.NewSystem(t)
-	ag, err := agent.Start(context.Background(), sys, o, actortest.Logger(t))
+	logger := actortest.Logger(t)
+	if _, bench := t.(*testing.B); bench {
+		logger = zap.NewNop() // a benchmark's output is its numbers
+	}
+	ag, err := agent.Start(context.Background(), sys, o, logger)
 	if err != nil {
 		os.RemoveAll(dir)
 		t.Fatal(err)
