@@ -77,7 +77,12 @@ func StartRemote(sys *actor.ActorSystem, o RemoteOptions) (*remote.Remote, error
 		}
 		dial = grpc.WithTransportCredentials(insecure.NewCredentials())
 	}
-	opts := []remote.ConfigOption{remote.WithServerOptions(serverOpts...), remote.WithDialOptions(dial)}
+	opts := []remote.ConfigOption{remote.WithServerOptions(serverOpts...), remote.WithDialOptions(dial),
+		// protoactor's default starts each peer's endpoint writer queue
+		// with 1,000,000 slots (16 MB, per client that ever connects); the
+		// queue grows by doubling when it fills, so a small start costs
+		// nothing in throughput (heap profile of the agent, docs/operations.md).
+		remote.WithEndpointWriterQueueSize(endpointWriterQueue)}
 	// remote.Start panics when it cannot listen: check first, for a clear error.
 	if l, err := net.Listen("tcp", o.Listen); err != nil {
 		return nil, fmt.Errorf("listen on %s: %v: %w", o.Listen, err, errdefs.ErrUnavailable)
@@ -88,6 +93,9 @@ func StartRemote(sys *actor.ActorSystem, o RemoteOptions) (*remote.Remote, error
 	r.Start()
 	return r, nil
 }
+
+// endpointWriterQueue is the initial size of a peer's outgoing queue.
+const endpointWriterQueue = 1024
 
 func recoverStream(srv interface{}, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	defer func() {

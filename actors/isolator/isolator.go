@@ -28,7 +28,9 @@ type Isolator interface {
 	Prepare(ctx context.Context, id *typesv1.ContainerID, config *typesv1.ContainerConfig) (*isolatorv1.ContainerLaunchInfo, error)
 	// Isolate places the container's init (host pid) under isolation.
 	Isolate(ctx context.Context, id *typesv1.ContainerID, pid int) error
-	// Watch blocks until the container hits a limitation, or ctx ends.
+	// Watch blocks until the container hits a limitation, or ctx ends. An
+	// isolator that never reports limitations returns (nil, nil) at once,
+	// so that it holds no goroutine per container.
 	Watch(ctx context.Context, id *typesv1.ContainerID) (*typesv1.Limitation, error)
 	// Update applies new resources.
 	Update(ctx context.Context, id *typesv1.ContainerID, resources, limits *typesv1.Resources) error
@@ -49,10 +51,9 @@ type Base struct{}
 // Isolate does nothing.
 func (Base) Isolate(context.Context, *typesv1.ContainerID, int) error { return nil }
 
-// Watch waits until ctx ends: no limitation is ever reported.
-func (Base) Watch(ctx context.Context, _ *typesv1.ContainerID) (*typesv1.Limitation, error) {
-	<-ctx.Done()
-	return nil, ctx.Err()
+// Watch answers at once: no limitation is ever reported.
+func (Base) Watch(context.Context, *typesv1.ContainerID) (*typesv1.Limitation, error) {
+	return nil, nil
 }
 
 // Update does nothing.

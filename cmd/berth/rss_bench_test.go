@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -202,6 +203,7 @@ func BenchmarkAgentRSS(b *testing.B) {
 			}
 			rss, pss = rss+r, pss+p
 		}
+		saveProfiles(b, web, n)
 		// Per container, at the largest count (the last step wins).
 		initRSS, initPSS = float64(rss)/float64(len(pids)), float64(pss)/float64(len(pids))
 	}
@@ -213,6 +215,34 @@ func BenchmarkAgentRSS(b *testing.B) {
 	ids, pids = nil, nil
 	b.StopTimer()
 	checkRSSHostClean(b, dir, runtime, work)
+}
+
+// saveProfiles fetches the agent's heap and goroutine profiles from its
+// HTTP endpoint into $BERTH_BENCH_RSS_PROFILES (when set), as
+// heap-<n>.pb.gz and goroutine-<n>.txt: where the memory of n containers
+// goes (go tool pprof -sample_index=inuse_space heap-<n>.pb.gz).
+func saveProfiles(b *testing.B, web string, n int) {
+	out := os.Getenv("BERTH_BENCH_RSS_PROFILES")
+	if out == "" {
+		return
+	}
+	for _, p := range []struct{ path, file string }{
+		{"/debug/pprof/heap?gc=1", fmt.Sprintf("heap-%d.pb.gz", n)},
+		{"/debug/pprof/goroutine?debug=1", fmt.Sprintf("goroutine-%d.txt", n)},
+	} {
+		resp, err := http.Get("http://" + web + p.path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Fatalf("%s: %d %v", p.path, resp.StatusCode, err)
+		}
+		if err := os.WriteFile(filepath.Join(out, p.file), body, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // waitHealthy waits for the agent's /health to answer 200.
