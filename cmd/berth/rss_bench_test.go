@@ -67,7 +67,7 @@ func procKB(path, field string) (int64, error) {
 
 // BenchmarkAgentRSS starts a real `berth agent`, reads its VmRSS idle and
 // with 100 and 1,000 long-running containers (`sleep` from the built-in
-// image on the default backend, launched over the agent's remote API), and
+// image on overlay, launched over the agent's remote API), and
 // the memory of the containers' inits (re-executions of the berth binary):
 // VmRSS counts the pages they share once per process, Pss splits them.
 // Then it destroys every container and checks that nothing is left. The
@@ -141,7 +141,7 @@ func BenchmarkAgentRSS(b *testing.B) {
 						}},
 					}
 					r, err := ask.Request[*agentv1.RunContainerResponse](ctx, sys.Root, agent.AgentPID(addr),
-						&agentv1.RunContainerRequest{ContainerId: &typesv1.ContainerID{Value: id}, Config: config}, 5*time.Minute)
+						&agentv1.RunContainerRequest{ContainerId: &typesv1.ContainerID{Value: id}, Config: config, Backend: "overlay"}, 5*time.Minute)
 					if err != nil {
 						b.Errorf("launch %s: %v", id, err)
 						continue
