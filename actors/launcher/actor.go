@@ -48,9 +48,16 @@ func (a *Actor) Receive(c actor.Context) {
 			return &launcherv1.ExecResponse{}, a.l.Exec(a.ctx, m.GetContainerId().GetValue())
 		})
 	case *launcherv1.WaitProcessRequest:
+		if w, ok := a.l.(exitNotifier); ok {
+			sender, root := c.Sender(), c.ActorSystem().Root
+			w.WaitFunc(m.GetContainerId().GetValue(), func(st ExitStatus, err error) {
+				ask.Reply(root, sender, waitResponse(st), err)
+			})
+			return
+		}
 		ask.GoWait(c, func() (proto.Message, error) {
 			st, err := a.l.Wait(a.ctx, m.GetContainerId().GetValue())
-			return &launcherv1.WaitProcessResponse{WaitStatus: int32(st.WaitStatus), HasWaitStatus: st.Known}, err
+			return waitResponse(st), err
 		})
 	case *launcherv1.SignalProcessRequest:
 		ask.Go(c, func() (proto.Message, error) {
@@ -86,6 +93,16 @@ func (a *Actor) Receive(c actor.Context) {
 			return resp, err
 		})
 	}
+}
+
+// exitNotifier is a Launcher that can call back on an init's exit instead
+// of blocking a goroutine per waiter (Linux).
+type exitNotifier interface {
+	WaitFunc(id string, fn func(ExitStatus, error))
+}
+
+func waitResponse(st ExitStatus) *launcherv1.WaitProcessResponse {
+	return &launcherv1.WaitProcessResponse{WaitStatus: int32(st.WaitStatus), HasWaitStatus: st.Known}
 }
 
 func containerID(id string) *typesv1.ContainerID { return &typesv1.ContainerID{Value: id} }

@@ -48,9 +48,10 @@ const forgetAfter = time.Minute
 // first process is Berth's init, cloned into new namespaces and in its own
 // session; its pid namespace holds every process of the container.
 type Linux struct {
-	o     LinuxOptions
-	mu    sync.Mutex
-	procs map[string]*proc
+	o      LinuxOptions
+	mu     sync.Mutex
+	procs  map[string]*proc
+	reaper *reaper
 }
 
 // proc is one container's init, forked by us or recovered.
@@ -63,7 +64,7 @@ type proc struct {
 	pidfd      int // a pidfd of a recovered init, else -1
 	// child is true when we forked it (and reap it); false when recovered.
 	child bool
-	// mu guards release, reports and pidfd.
+	// mu guards release, reports, pidfd and onExit.
 	mu sync.Mutex
 	// release and reports are the init's pipes, until the command runs.
 	release *os.File
@@ -72,6 +73,21 @@ type proc struct {
 	done    chan struct{}
 	ws      syscall.WaitStatus
 	wsKnown bool
+	// onExit run, once, when done closes (WaitFunc).
+	onExit []func()
+}
+
+// exited closes done and runs the callbacks of WaitFunc; done is closed
+// under mu so that a WaitFunc either sees it closed or is called here.
+func (p *proc) exited() {
+	p.mu.Lock()
+	close(p.done)
+	fns := p.onExit
+	p.onExit = nil
+	p.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
 }
 
 var _ Launcher = (*Linux)(nil)
@@ -94,7 +110,7 @@ func NewLinux(o LinuxOptions) (*Linux, error) {
 	if o.RuntimeRoot == "" || !filepath.IsAbs(o.RuntimeRoot) {
 		return nil, fmt.Errorf("launcher: runtime root %q must be absolute: %w", o.RuntimeRoot, errdefs.ErrInvalidArgument)
 	}
-	return &Linux{o: o, procs: map[string]*proc{}}, nil
+	return &Linux{o: o, procs: map[string]*proc{}, reaper: newReaper()}, nil
 }
 
 var cloneFlags = map[isolatorv1.Namespace]uintptr{
@@ -193,7 +209,9 @@ func (l *Linux) start(ctx context.Context, p *proc, spec *launcherv1.LaunchSpec,
 	p.mu.Lock()
 	p.pid, p.start = osp.Pid, start
 	p.mu.Unlock()
-	go l.reap(p, osp)
+	if !l.reaper.watch(osp, func() { l.reap(p, osp) }) {
+		go l.reap(p, osp)
+	}
 	go func() {
 		// The pipe holds 64 KiB; a bigger spec must not hold up the reads.
 		_ = launch.WriteFrame(specW, spec)
@@ -272,7 +290,8 @@ func (l *Linux) report(ctx context.Context, p *proc, reports *os.File) (*launche
 	}
 }
 
-// reap waits for a forked init and records how it ended.
+// reap waits for a forked init and records how it ended; from the reaper
+// it runs once the init has exited, so the wait returns at once.
 func (l *Linux) reap(p *proc, osp *os.Process) {
 	st, err := osp.Wait()
 	if err == nil {
@@ -280,7 +299,7 @@ func (l *Linux) reap(p *proc, osp *os.Process) {
 			p.ws, p.wsKnown = ws, true
 		}
 	}
-	close(p.done)
+	p.exited()
 }
 
 // Exec releases the init and returns once the command runs.
@@ -323,6 +342,35 @@ func (l *Linux) Wait(ctx context.Context, id string) (ExitStatus, error) {
 		return ExitStatus{}, ctx.Err()
 	case <-p.done:
 	}
+	return l.exitStatus(id, p)
+}
+
+// WaitFunc is Wait without a goroutine per waiter: fn gets the init's exit
+// status on the goroutine that saw the exit (the reaper), or on a new one
+// when the init has exited already; fn must not block for long. An
+// unknown id calls fn with the error at once. An agent tracking many
+// containers saves one goroutine stack each (docs/operations.md).
+func (l *Linux) WaitFunc(id string, fn func(ExitStatus, error)) {
+	p, err := l.get(id)
+	if err != nil {
+		fn(ExitStatus{}, err)
+		return
+	}
+	p.mu.Lock()
+	select {
+	case <-p.done:
+		p.mu.Unlock()
+		go func() { fn(l.exitStatus(id, p)) }()
+		return
+	default:
+	}
+	p.onExit = append(p.onExit, func() { fn(l.exitStatus(id, p)) })
+	p.mu.Unlock()
+}
+
+// exitStatus forgets an exited init and returns how it ended: from the
+// status file its init wrote, else from the reaper.
+func (l *Linux) exitStatus(id string, p *proc) (ExitStatus, error) {
 	l.forget(id)
 	ws, ok, err := launch.ReadStatus(p.runtimeDir)
 	if err != nil {

@@ -318,3 +318,40 @@ func TestRootLaunchRecoveredExitStatus(t *testing.T) {
 		t.Fatalf("wait = %+v, %v; want exit 5 from the status file", st, err)
 	}
 }
+
+// TestRootLaunchWaitFunc: callbacks registered before the exit all get the
+// status from the reaper; an unknown container gets not found at once.
+func TestRootLaunchWaitFunc(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := w.l.Fork(ctx, "wf", w.spec(t, "wf", "sh", "-c", "exit 7"), w.io("wf")); err != nil {
+		t.Fatalf("fork: %v", err)
+	}
+	type result struct {
+		st  launcher.ExitStatus
+		err error
+	}
+	got := make(chan result, 2)
+	for i := 0; i < 2; i++ {
+		w.l.WaitFunc("wf", func(st launcher.ExitStatus, err error) { got <- result{st, err} })
+	}
+	if err := w.l.Exec(ctx, "wf"); err != nil {
+		t.Fatalf("exec: %v", err)
+	}
+	for i := 0; i < 2; i++ {
+		select {
+		case r := <-got:
+			if r.err != nil || !r.st.Known || r.st.WaitStatus.ExitStatus() != 7 {
+				t.Errorf("waiter %d: %+v, %v; want exit 7", i, r.st, r.err)
+			}
+		case <-ctx.Done():
+			t.Fatal("a WaitFunc callback never ran")
+		}
+	}
+	w.l.WaitFunc("no-such", func(_ launcher.ExitStatus, err error) { got <- result{err: err} })
+	if r := <-got; !errors.Is(r.err, errdefs.ErrNotFound) {
+		t.Errorf("WaitFunc of an unknown container: %v; want not found", r.err)
+	}
+	w.assertNoMounts(t)
+}

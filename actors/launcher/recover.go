@@ -75,19 +75,19 @@ func (l *Linux) attach(id string, pid int, start uint64, runtimeDir string) *pro
 		fd = -1
 	}
 	if fd < 0 {
-		close(p.done)
+		p.exited()
 		return p
 	}
 	p.pidfd = fd
 	p.pidns = inOwnPidNamespace(pid)
-	go waitPidfd(fd, p.done)
+	go waitPidfd(fd, p)
 	return p
 }
 
-// waitPidfd closes done when the process behind fd has exited (the pidfd
-// becomes readable).
-func waitPidfd(fd int, done chan struct{}) {
-	defer close(done)
+// waitPidfd marks p exited when the process behind fd has exited (the
+// pidfd becomes readable).
+func waitPidfd(fd int, p *proc) {
+	defer p.exited()
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 	for {
 		_, err := unix.Poll(fds, -1)

@@ -219,7 +219,8 @@ func BenchmarkAgentRSS(b *testing.B) {
 
 // saveProfiles fetches the agent's heap and goroutine profiles from its
 // HTTP endpoint into $BERTH_BENCH_RSS_PROFILES (when set), as
-// heap-<n>.pb.gz and goroutine-<n>.txt: where the memory of n containers
+// heap-<n>.pb.gz, goroutine-<n>.txt and heap-<n>.txt (with the runtime's
+// MemStats at its end): where the memory of n containers
 // goes (go tool pprof -sample_index=inuse_space heap-<n>.pb.gz).
 func saveProfiles(b *testing.B, web string, n int) {
 	out := os.Getenv("BERTH_BENCH_RSS_PROFILES")
@@ -229,6 +230,7 @@ func saveProfiles(b *testing.B, web string, n int) {
 	for _, p := range []struct{ path, file string }{
 		{"/debug/pprof/heap?gc=1", fmt.Sprintf("heap-%d.pb.gz", n)},
 		{"/debug/pprof/goroutine?debug=1", fmt.Sprintf("goroutine-%d.txt", n)},
+		{"/debug/pprof/heap?debug=1", fmt.Sprintf("heap-%d.txt", n)},
 	} {
 		resp, err := http.Get("http://" + web + p.path)
 		if err != nil {
