@@ -297,11 +297,22 @@ func (h *host) startAgent(t *testing.T, addr string, args ...string) (stop func(
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			_ = c.Close()
-			return stop
+			break
 		}
 		if i > 500 {
 			logs, _ := os.ReadFile(h.agentLog())
 			t.Fatalf("the agent never listened on %s:\n%s", addr, logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The API listens before the agent's actors exist (remoting must start
+	// first); a request in between is a dead letter. Ready is when ps works.
+	for i := 0; ; i++ {
+		if exec.Command(berthBin, "ps", "--agent="+addr, "--plaintext_loopback").Run() == nil {
+			return stop
+		}
+		if i > 500 {
+			t.Fatalf("the agent on %s never answered ps:\n%s", addr, logs.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
