@@ -35,6 +35,13 @@ func (r *reaper) watch(osp *os.Process, exited func()) bool {
 	if err != nil {
 		return false
 	}
+	return r.watchPidfd(fd, exited)
+}
+
+// watchPidfd calls exited once the process behind the pidfd fd has exited;
+// the reaper owns fd from then on (and closes it), even when it returns
+// false.
+func (r *reaper) watchPidfd(fd int, exited func()) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.epfd < 0 {

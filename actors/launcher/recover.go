@@ -80,7 +80,12 @@ func (l *Linux) attach(id string, pid int, start uint64, runtimeDir string) *pro
 	}
 	p.pidfd = fd
 	p.pidns = inOwnPidNamespace(pid)
-	go waitPidfd(fd, p)
+	// The reaper watches a duplicate: it closes its fd when the process
+	// exits, while p.pidfd stays open for signals until the proc goes.
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil || !l.reaper.watchPidfd(dup, p.exited) {
+		go waitPidfd(fd, p)
+	}
 	return p
 }
 
