@@ -34,12 +34,24 @@ func knownSuites(quick bool) []suite {
 	if v := os.Getenv("BERTH_BENCH_MB"); v != "" {
 		mb = v
 	}
+	// Agent RSS with 1,000 containers tracked (DESIGN.md §6); 100 in quick
+	// runs.
+	rssMax := "1000"
+	if quick {
+		rssMax = "100"
+	}
+	if v := os.Getenv("BERTH_BENCH_RSS_MAX"); v != "" {
+		rssMax = v
+	}
 	return []suite{
 		{pkg: "./actors/backend/copyfs", bench: "CopyVsCpA", benchtime: "5x", quick: "1x"},
 		{pkg: "./actors/backend/overlay", bench: "Provision", benchtime: "10x", quick: "2x"},
 		{pkg: "./actors/backend/bind", bench: "Provision", benchtime: "10x", quick: "2x"},
 		{pkg: "./process/archive", bench: "Extract", benchtime: "5x", quick: "1x"},
 		{pkg: "./cmd/berth", bench: "PullVsSkopeoUmoci", benchtime: "3x", quick: "1x", env: []string{"BERTH_BENCH_MB=" + mb}},
+		{pkg: "./actors/store/appc", bench: "ImportACI", benchtime: "5x", quick: "1x"},
+		{pkg: "./actors/agent", bench: "LaunchActorOverhead", benchtime: "100x", quick: "20x"},
+		{pkg: "./cmd/berth", bench: "AgentRSS", benchtime: "1x", quick: "1x", env: []string{"BERTH_BENCH_RSS_MAX=" + rssMax}},
 	}
 }
 

@@ -26,6 +26,8 @@ var targets = []target{
 	{"copy backend ≤ 1.0× cp -a", "go:" + modPath + "/actors/backend/copyfs", "BenchmarkCopyVsCpA", "provision/cp-a", true, 1.0},
 	{"overlay provisioning ≤ 5 ms at 800 MB", "go:" + modPath + "/actors/backend/overlay", "BenchmarkProvision/800MB", "provision-ms", true, 5},
 	{"bind provisioning ≤ 5 ms at 800 MB", "go:" + modPath + "/actors/backend/bind", "BenchmarkProvision/800MB", "provision-ms", true, 5},
+	{"actor messaging ≤ 5% of launch latency", "go:" + modPath + "/actors/agent", "BenchmarkLaunchActorOverhead", "launch-messaging-%", true, 5},
+	{"agent RSS ≤ 100 MB with 1,000 containers", "go:" + modPath + "/cmd/berth", "BenchmarkAgentRSS", "rss-1000-MB", true, 100},
 	{"pull + unpack ≤ 0.5× skopeo copy + umoci unpack", "go:" + modPath + "/cmd/berth", "BenchmarkPullVsSkopeoUmoci", "berth/peers", true, 0.5},
 }
 
