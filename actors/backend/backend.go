@@ -6,7 +6,11 @@
 // overlay, aufs) and are plain Go; only actor.go here imports protoactor.
 package backend
 
-import "context"
+import (
+	"context"
+
+	"go.uber.org/zap"
+)
 
 // Backend builds and removes root filesystems from layers.
 //
@@ -27,4 +31,13 @@ type Backend interface {
 	// Destroy unmounts and removes rootfs and its scratch space. existed is false
 	// when there was nothing to remove. Destroying twice is not an error.
 	Destroy(ctx context.Context, rootfs, backendDir string) (existed bool, err error)
+}
+
+// BusyMountLogger returns what the backends tell mount.UnmountAll: a mount
+// that had to be detached is worth a warning, since the launcher should
+// have killed every process of the container first.
+func BusyMountLogger(logger *zap.Logger) func(mountPoint string) {
+	return func(mp string) {
+		logger.Warn("rootfs mount busy: detaching it (a process still uses it)", zap.String("mount", mp))
+	}
 }

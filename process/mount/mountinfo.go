@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 
-	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
 	"github.com/berthrt/berth/process/errdefs"
@@ -100,7 +99,8 @@ func UnescapeMountinfo(s string) string {
 // the kernel drops the filesystem when its last user goes. EINVAL (no
 // longer a mount: another Destroy got there first) is not an error.
 // mountinfo is read again after each round, until nothing is left.
-func UnmountAll(root string, logger *zap.Logger) (int, error) {
+// busy, when set, is told each mount point that had to be detached.
+func UnmountAll(root string, busy func(mountPoint string)) (int, error) {
 	n := 0
 	for range maxUnmountRounds {
 		mps, err := MountsUnder(root)
@@ -113,8 +113,9 @@ func UnmountAll(root string, logger *zap.Logger) (int, error) {
 		for _, mp := range mps {
 			err := unix.Unmount(mp, unix.UMOUNT_NOFOLLOW)
 			if errors.Is(err, unix.EBUSY) {
-				logger.Warn("rootfs mount busy: detaching it (a process still uses it)",
-					zap.String("mount", mp))
+				if busy != nil {
+					busy(mp)
+				}
 				err = unix.Unmount(mp, unix.UMOUNT_NOFOLLOW|unix.MNT_DETACH)
 			}
 			switch {

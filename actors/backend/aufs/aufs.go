@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/berthrt/berth/actors/backend"
 	"github.com/berthrt/berth/process/errdefs"
 	pmount "github.com/berthrt/berth/process/mount"
 )
@@ -257,7 +258,7 @@ func (b *Backend) Destroy(ctx context.Context, rootfs, backendDir string) (bool,
 	case err != nil:
 		return false, fmt.Errorf("aufs backend: destroy %s: %w", p.rootfs, classify(err))
 	default:
-		n, err := pmount.UnmountAll(real, b.logger)
+		n, err := pmount.UnmountAll(real, backend.BusyMountLogger(b.logger))
 		existed = n > 0
 		if err != nil {
 			return existed, fmt.Errorf("aufs backend: destroy %s: %w", p.rootfs, err)

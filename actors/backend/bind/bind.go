@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/berthrt/berth/actors/backend"
 	"github.com/berthrt/berth/process/errdefs"
 	pmount "github.com/berthrt/berth/process/mount"
 )
@@ -162,7 +163,7 @@ func (b *Backend) Destroy(ctx context.Context, rootfs, backendDir string) (bool,
 	if err != nil {
 		return false, fmt.Errorf("bind backend: destroy %s: %w", rootfs, classify(err))
 	}
-	n, err := pmount.UnmountAll(real, b.logger)
+	n, err := pmount.UnmountAll(real, backend.BusyMountLogger(b.logger))
 	existed := n > 0
 	if err != nil {
 		return existed, fmt.Errorf("bind backend: destroy %s: %w", rootfs, err)
