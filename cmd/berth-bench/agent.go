@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -34,8 +33,8 @@ type agentProc struct {
 }
 
 // startAgent runs `berth agent` on a free loopback port with its own work
-// and runtime dirs below dir, and returns once it listens.
-func startAgent(ctx context.Context, berth, dir string) (*agentProc, error) {
+// and runtime dirs, and returns once it listens.
+func startAgent(ctx context.Context, berth, workDir, runtimeDir string) (*agentProc, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -43,7 +42,7 @@ func startAgent(ctx context.Context, berth, dir string) (*agentProc, error) {
 	addr := l.Addr().String()
 	_ = l.Close()
 	a := &agentProc{addr: addr, logs: &bytes.Buffer{}, done: make(chan struct{})}
-	a.cmd = exec.Command(berth, "agent", "--work_dir="+filepath.Join(dir, "work"), "--runtime_dir="+filepath.Join(dir, "run"),
+	a.cmd = exec.Command(berth, "agent", "--work_dir="+workDir, "--runtime_dir="+runtimeDir,
 		"--listen="+addr, "--plaintext_loopback", "--log_level=warn")
 	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
 	if err := a.cmd.Start(); err != nil {

@@ -92,13 +92,22 @@ func measureContainers(ctx context.Context, cfg config, res *report.Results) err
 	if err != nil {
 		return err
 	}
+	// Per-boot state on tmpfs, as /run is on the hosts Berth, runc and crun
+	// run on (their defaults: /run/berth, /run/runc, /run/crun); this
+	// machine's /run may be on disk. Mounted before the crun helper's
+	// private mount namespace is made, so it is there too.
+	run, unmountRun, err := mountRunTmpfs(filepath.Join(scratch, "run"))
+	if err != nil {
+		return err
+	}
+	defer unmountRun()
 	logf("OCI bundle of the built-in image (manifest %s) in %s", manifest, bundle)
 	peer, err := startPeerServer()
 	if err != nil {
 		return err
 	}
 	defer peer.close()
-	ag, err := startAgent(ctx, berth, filepath.Join(scratch, "agent"))
+	ag, err := startAgent(ctx, berth, filepath.Join(scratch, "agent", "work"), filepath.Join(run, "agent"))
 	if err != nil {
 		return err
 	}
@@ -121,11 +130,11 @@ func measureContainers(ctx context.Context, cfg config, res *report.Results) err
 			return runProcs(ctx, argvs)
 		}
 	}
-	embedded := []string{"--work_dir=" + filepath.Join(emb, "work"), "--runtime_dir=" + filepath.Join(emb, "run")}
+	embedded := []string{"--work_dir=" + filepath.Join(emb, "work"), "--runtime_dir=" + filepath.Join(run, "embedded")}
 	viaAgent := func(backend string) func(context.Context, int) (time.Duration, error) {
 		return func(ctx context.Context, n int) (time.Duration, error) { return client.launch(ctx, backend, n) }
 	}
-	runcRoot, crunRoot := filepath.Join(scratch, "runc-root"), filepath.Join(scratch, "crun-root")
+	runcRoot, crunRoot := filepath.Join(run, "runc"), filepath.Join(run, "crun")
 	runc := func(ctx context.Context, n int) (time.Duration, error) {
 		argvs := make([][]string, n)
 		for i := range argvs {
@@ -145,6 +154,7 @@ func measureContainers(ctx context.Context, cfg config, res *report.Results) err
 	crunSys := system{"crun", "`crun --cgroup-manager=disabled run` of the same bundle, exec'd from a helper in a private mount namespace without the cgroup2 mount (crun 1.8.1 refuses this host's hybrid cgroups otherwise); no cgroups at all, unlike runc and Berth", crun}
 	res.Notes = append(res.Notes,
 		"All containers run /bin/true from the built-in image (process/builtin, reproducible from the host's files); runc and crun run an OCI bundle made by `umoci unpack` of that image's OCI layout.",
+		"Per-boot state (Berth's --runtime_dir, runc's and crun's --root) is on a tmpfs the harness mounts, as /run is on most hosts; work dirs and the bundle are on the scratch dir's file system.",
 		"Timings are wall clock from the request (process start for CLIs) to the command's exit and the container's teardown; systems alternate run by run so that drift cancels.")
 	if cfg.sections["launch"] {
 		systems := []system{

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/berthrt/berth/process/builtin"
 	"github.com/berthrt/berth/process/checkpoint"
 	"github.com/berthrt/berth/process/errdefs"
@@ -121,4 +123,16 @@ func sameImageNote(ctx context.Context, berth, manifest string, workDirs ...stri
 		}
 	}
 	return fmt.Sprintf("Checked: Berth's stores hold the built-in image as %s, the manifest the bundle was unpacked from.", manifest)
+}
+
+// mountRunTmpfs mounts a tmpfs on dir for the per-boot state of Berth and
+// the peers, and returns it and its unmount.
+func mountRunTmpfs(dir string) (string, func(), error) {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return "", nil, err
+	}
+	if err := unix.Mount("berth-bench-run", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0711,size=512m"); err != nil {
+		return "", nil, fmt.Errorf("mount a tmpfs on %s: %w", dir, err)
+	}
+	return dir, func() { _ = unix.Unmount(dir, unix.MNT_DETACH) }, nil
 }
