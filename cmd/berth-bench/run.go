@@ -151,7 +151,7 @@ func measureContainers(ctx context.Context, cfg config, res *report.Results) err
 	}
 	agentOverlay := system{"berth-agent-overlay", "a running `berth agent`, requests (RunContainer + WaitContainer over its remote API) from a long-lived client in the harness; overlay backend", viaAgent("overlay")}
 	runcSys := system{"runc", "`runc run` of the bundle (runc's default spec without the network namespace), exec'd from the harness", runc}
-	crunSys := system{"crun", "`crun --cgroup-manager=disabled run` of the same bundle, exec'd from a helper in a private mount namespace without the cgroup2 mount (crun 1.8.1 refuses this host's hybrid cgroups otherwise); no cgroups at all, unlike runc and Berth", crun}
+	crunSys := system{"crun", "`crun --cgroup-manager=disabled run` of the same bundle, exec'd from a helper in a private mount namespace without the cgroup2 mount (crun 1.8.1 refuses this host's hybrid cgroups otherwise); no cgroups at all, like Berth (whose default isolation has no cgroups isolator yet) and unlike runc, which makes one in every v1 hierarchy", crun}
 	res.Notes = append(res.Notes,
 		"All containers run /bin/true from the built-in image (process/builtin, reproducible from the host's files); runc and crun run an OCI bundle made by `umoci unpack` of that image's OCI layout.",
 		"Per-boot state (Berth's --runtime_dir, runc's and crun's --root) is on a tmpfs the harness mounts, as /run is on most hosts; work dirs and the bundle are on the scratch dir's file system.",

@@ -35,7 +35,7 @@ var targets = []target{
 // target and met (1 or 0).
 func targetsSection(res *report.Results) report.Section {
 	s := report.Section{ID: "targets", Title: "DESIGN.md §6 targets (from the rows above)",
-		Notes: []string{"met = 1 when the measured value is within the target. crun runs without cgroups here (see the launch notes), which favours it."}}
+		Notes: []string{"met = 1 when the measured value is within the target. crun runs without cgroups here (see the launch notes), as Berth does (no cgroups isolator yet); runc makes cgroups, which favours Berth against runc."}}
 	for _, t := range targets {
 		sec := res.Section(t.section)
 		if sec == nil {
