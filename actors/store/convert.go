@@ -81,3 +81,14 @@ func ProgressToProto(p Progress) *storev1.PullProgress {
 		Total:     p.Total,
 	}
 }
+
+// ProgressFromProto converts a published progress event back.
+func ProgressFromProto(p *storev1.PullProgress) Progress {
+	return Progress{
+		Reference: p.GetReference(),
+		LayerID:   p.GetLayerId(),
+		Phase:     Phase(p.GetPhase()), // the same numbers
+		Current:   p.GetCurrent(),
+		Total:     p.GetTotal(),
+	}
+}

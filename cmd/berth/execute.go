@@ -143,6 +143,7 @@ func execute(args []string) int {
 		return exitLaunchFailed
 	}
 	defer ag.Stop()
+	defer showPulls(sys, os.Stderr)()
 	return runAndWait(ctx, target{root: sys.Root, agent: ag.PID, containerizer: ag.Containerizer, workDir: opts.WorkDir}, req, keepSandbox)
 }
 

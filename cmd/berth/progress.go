@@ -8,9 +8,11 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"golang.org/x/sys/unix"
 
 	"github.com/berthrt/berth/actors/store"
+	storev1 "github.com/berthrt/berth/messages/store/v1"
 	"github.com/berthrt/berth/process/errdefs"
 )
 
@@ -230,4 +232,31 @@ func (v *jsonView) result(img store.Image) {
 
 func (v *jsonView) fail(ref string, err error) {
 	v.write(errorEvent{Type: "error", Reference: ref, Error: err.Error(), Code: strings.TrimPrefix(errdefs.Code(err).String(), "CODE_")})
+}
+
+// showPulls draws the progress of the image pulls and imports of an
+// embedded agent on tty, when it is a terminal, as `docker run` does before
+// a container starts: one view per reference, made at its first event (an
+// image already stored has none). It returns the unsubscribe.
+func showPulls(sys *actor.ActorSystem, tty *os.File) func() {
+	if _, ok := terminalWidth(tty); !ok {
+		return func() {}
+	}
+	var mu sync.Mutex
+	views := map[string]pullView{}
+	sub := sys.EventStream.Subscribe(func(evt any) {
+		p, ok := evt.(*storev1.PullProgress)
+		if !ok {
+			return
+		}
+		mu.Lock()
+		v := views[p.GetReference()]
+		if v == nil {
+			v = newPullView(outputText, p.GetReference(), tty, tty)
+			views[p.GetReference()] = v
+		}
+		mu.Unlock()
+		v.progress(store.ProgressFromProto(p))
+	})
+	return func() { sys.EventStream.Unsubscribe(sub) }
 }

@@ -216,44 +216,23 @@ func openPty(t *testing.T, cols uint16) (ptmx, pts *os.File) {
 // layer complete; the result line goes to stdout.
 func TestPullOnTerminal(t *testing.T) {
 	h := newHost(t)
-	ptmx, pts := openPty(t, 100)
-	cmd := exec.Command(berthBin, "image", "pull", "--work_dir="+h.work, "localhost/berth/default")
-	var stdout bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, pts
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	_ = pts.Close()
-	var tty bytes.Buffer
-	done := make(chan error, 1)
-	go func() {
-		_, err := io.Copy(&tty, ptmx)
-		done <- err
-	}()
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("berth image pull: %v\n%s", err, tty.String())
-	}
-	// Reading the master ends with EIO once no process holds the pts.
-	if err := <-done; err != nil && !errors.Is(err, unix.EIO) {
-		t.Fatal(err)
-	}
-	lines := screen(t, tty.String())
+	lines, sent, stdout := onTerminal(t, "image", "pull", "--work_dir="+h.work, "localhost/berth/default")
 	if len(lines) != 3 || lines[0] != "Pulling localhost/berth/default" {
-		t.Fatalf("screen:\n%s\nsent: %q", strings.Join(lines, "\n"), tty.String())
+		t.Fatalf("screen:\n%s\nsent: %q", strings.Join(lines, "\n"), sent)
 	}
 	for _, l := range lines[1:] {
 		if !strings.HasSuffix(l, ": Pull complete") {
 			t.Errorf("layer line %q, want complete; screen:\n%s", l, strings.Join(lines, "\n"))
 		}
 	}
-	if !strings.Contains(tty.String(), "\x1b[") {
-		t.Errorf("nothing was redrawn in place: %q", tty.String())
+	if !strings.Contains(sent, "\x1b[") {
+		t.Errorf("nothing was redrawn in place: %q", sent)
 	}
-	if !strings.HasPrefix(stdout.String(), "localhost/berth/default:latest sha256:") {
-		t.Errorf("stdout %q", stdout.String())
+	if !strings.HasPrefix(stdout, "localhost/berth/default:latest sha256:") {
+		t.Errorf("stdout %q", stdout)
 	}
 	// Not on a terminal: a line per phase change, no escape sequences.
-	cmd = exec.Command(berthBin, "image", "pull", "--work_dir="+h.work, "localhost/berth/default")
+	cmd := exec.Command(berthBin, "image", "pull", "--work_dir="+h.work, "localhost/berth/default")
 	var errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &errOut
 	if err := cmd.Run(); err != nil || strings.Contains(errOut.String(), "\x1b") || strings.Count(errOut.String(), "Already exists") != 2 {
@@ -286,5 +265,63 @@ func TestPullJSONErrors(t *testing.T) {
 	}
 	if err := exec.Command(berthBin, "image", "pull", "--output=yaml", "x").Run(); !errors.As(err, &ee) || ee.ExitCode() != 2 {
 		t.Errorf("--output=yaml: %v", err)
+	}
+}
+
+// onTerminal runs berth with args and stderr on a pty, and returns what
+// the terminal shows, what was sent to it, and stdout.
+func onTerminal(t *testing.T, args ...string) (lines []string, sent, stdout string) {
+	t.Helper()
+	ptmx, pts := openPty(t, 100)
+	cmd := exec.Command(berthBin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, pts
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	_ = pts.Close()
+	var tty bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(&tty, ptmx)
+		done <- err
+	}()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("berth %s: %v\n%s", args[0], err, tty.String())
+	}
+	// Reading the master ends with EIO once no process holds the pts.
+	if err := <-done; err != nil && !errors.Is(err, unix.EIO) {
+		t.Fatal(err)
+	}
+	return screen(t, tty.String()), tty.String(), out.String()
+}
+
+// executeOnTerminal runs berth execute on h with stderr on a pty.
+func executeOnTerminal(t *testing.T, h *host, args ...string) ([]string, string) {
+	t.Helper()
+	lines, _, out := onTerminal(t, append([]string{"execute", "--work_dir=" + h.work, "--runtime_dir=" + h.runtime}, args...)...)
+	return lines, out
+}
+
+// TestExecuteShowsPullsOnTerminal: berth execute draws the progress of the
+// image it has to import on a terminal, as docker run does; with the image
+// stored, or with stderr not a terminal, it draws nothing.
+func TestExecuteShowsPullsOnTerminal(t *testing.T) {
+	h := newHost(t)
+	lines, out := executeOnTerminal(t, h, "--command=echo ran")
+	if out != "ran\n" || len(lines) != 3 || lines[0] != "Pulling localhost/berth/default:latest" {
+		t.Fatalf("first run: stdout %q, screen:\n%s", out, strings.Join(lines, "\n"))
+	}
+	for _, l := range lines[1:] {
+		if !strings.HasSuffix(l, ": Pull complete") {
+			t.Errorf("layer line %q, want complete", l)
+		}
+	}
+	if lines, out := executeOnTerminal(t, h, "--command=echo again"); out != "again\n" || len(lines) != 0 {
+		t.Errorf("stored image: stdout %q, screen:\n%s", out, strings.Join(lines, "\n"))
+	}
+	h2 := newHost(t)
+	if _, errOut, code := h2.execute(t, "--command=true"); code != 0 || errOut != "" {
+		t.Errorf("not on a terminal: exit %d, stderr %q", code, errOut)
 	}
 }
