@@ -17,6 +17,7 @@ import (
 )
 
 const imageSynopsis = `berth image ls | inspect REF | pull REF [--output=text|json] | rm REF | prune  [--work_dir=DIR] [--docker_store_dir=DIR] [--appc_store_dir=DIR]
+berth image pull REF | rm REF | prune  --agent=HOST:PORT   (ask a running agent, which holds the work dir)
 
 pull imports REF into the store and prints its reference and digest:
 docker-archive:PATH, oci:PATH[:TAG], a name found in --docker_registry=DIR,
@@ -45,6 +46,9 @@ func image(args []string) int {
 	var af agentFlags
 	af.register(fs)
 	output := fs.String("output", outputText, "pull: text (progress on stderr) or json (newline-delimited JSON events on stdout)")
+	var rf remoteFlags
+	rf.register(fs)
+	agentAddr := fs.String("agent", "", "pull, rm, prune: ask the running agent at HOST:PORT, which holds the work dir")
 	refs, err := parseInterleaved(fs, normalizeFlags(args[1:]))
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -57,6 +61,9 @@ func image(args []string) int {
 	if *output != outputText && *output != outputJSON {
 		fmt.Fprintf(os.Stderr, "berth image: --output=%s: want text or json\n", *output)
 		return 2
+	}
+	if *agentAddr != "" {
+		return imageViaAgent(sub, refs, *agentAddr, rf, *output)
 	}
 	// fail reports an error that ends the command: as JSON for a pull
 	// with --output=json, else on stderr.
@@ -81,7 +88,7 @@ func image(args []string) int {
 		lctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
 		release, err := agent.LockWorkDir(lctx, af.options(), func(pid int) {
-			fmt.Fprintf(os.Stderr, "berth: waiting for the agent (pid %d) that uses %s\n", pid, af.workDir)
+			fmt.Fprintf(os.Stderr, "berth: waiting for the agent (pid %d) that uses %s; give --agent=HOST:PORT to ask it instead\n", pid, af.workDir)
 		})
 		if err != nil {
 			return fail(err)
@@ -221,10 +228,7 @@ func image(args []string) int {
 			r.RemovedLayers = append(r.RemovedLayers, ar.RemovedLayers...)
 			r.ReclaimedBytes += ar.ReclaimedBytes
 		}
-		fmt.Printf("removed %d images, %d layers, %s\n", len(r.RemovedImages), len(r.RemovedLayers), humanSize(r.ReclaimedBytes))
-		if len(r.RemovedImages) > 0 {
-			fmt.Println(" " + strings.Join(r.RemovedImages, "\n "))
-		}
+		printPruned(r.RemovedImages, len(r.RemovedLayers), r.ReclaimedBytes)
 		return 0
 	}
 	fmt.Fprintf(os.Stderr, "berth image: unknown subcommand %q\nUsage: %s\n", sub, imageSynopsis)

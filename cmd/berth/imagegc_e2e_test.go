@@ -188,3 +188,58 @@ func listLayerIDs(t *testing.T, h *host, ref string) []string {
 	}
 	return imgs[0].LayerIDs
 }
+
+// TestE2EImageCommandsThroughAgent: with an agent holding the work dir,
+// berth image pull, rm and prune --agent ask it; a prune there keeps the
+// image of a running container.
+func TestE2EImageCommandsThroughAgent(t *testing.T) {
+	h := newHost(t)
+	layout := filepath.Join(h.root, "small")
+	if _, err := images.OCILayout(layout, "v1", images.Small("", "via-agent")); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	h.startAgent(t, addr)
+	remote := []string{"--agent=" + addr, "--plaintext_loopback"}
+	berth := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(berthBin, append(args, remote...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("berth %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	if out := berth("image", "pull", "oci:"+layout+":v1"); !strings.Contains(out, "sha256:") {
+		t.Errorf("pull: %s", out)
+	}
+	if refs := storedImages(t, h); len(refs) != 1 {
+		t.Fatalf("after the pull: %q", refs)
+	}
+	client := exec.Command(berthBin, append([]string{"execute", "--name=holder", "--command=sleep 3"}, remote...)...)
+	if err := client.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Wait() })
+	for i := 0; !strings.Contains(berth("ps"), "RUNNING"); i++ {
+		if i > 1500 {
+			t.Fatal("the container never ran")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	out := berth("image", "prune")
+	if !strings.Contains(out, "removed 1 images") || strings.Contains(out, builtin.Reference) {
+		t.Errorf("prune while the built-in image is in use: %s", out)
+	}
+	if refs := storedImages(t, h); len(refs) != 1 || refs[0] != builtin.Reference {
+		t.Errorf("after the prune: %q, want %s", refs, builtin.Reference)
+	}
+	if err := client.Wait(); err != nil {
+		t.Errorf("the container: %v", err)
+	}
+	if out := berth("image", "rm", builtin.Reference); !strings.Contains(out, "removed "+builtin.Reference) {
+		t.Errorf("rm: %s", out)
+	}
+	if refs := storedImages(t, h); len(refs) != 0 {
+		t.Errorf("after rm: %q", refs)
+	}
+}
