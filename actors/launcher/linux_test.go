@@ -355,3 +355,30 @@ func TestRootLaunchWaitFunc(t *testing.T) {
 	}
 	w.assertNoMounts(t)
 }
+
+// TestRootLaunchSignalBeforeRelease: from READY on the init catches every
+// signal: one that arrives before the command is released ends the init,
+// and the command never runs. (The init is pid 1 of its pid namespace: a
+// signal it has no handler for would be ignored.)
+func TestRootLaunchSignalBeforeRelease(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := w.l.Fork(ctx, "early", w.spec(t, "early", "sh", "-c", "echo ran"), w.io("early")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.l.Signal(ctx, "early", syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	st, err := w.l.Wait(ctx, "early")
+	if err != nil {
+		t.Fatalf("wait: %v (the init ignored SIGTERM before its release)", err)
+	}
+	if !st.Known || (st.WaitStatus.Exited() && st.WaitStatus.ExitStatus() == 0) {
+		t.Errorf("status %+v: the init should have ended on the signal", st)
+	}
+	if out := w.output(t, "early"); strings.Contains(out, "ran") {
+		t.Errorf("the command ran: %q", out)
+	}
+	w.assertNoMounts(t)
+}
