@@ -107,7 +107,7 @@ func (s *Store) ensureLayer(ctx context.Context, l layerSource, wf archive.White
 		s.reportCached(ctx, l)
 		return s.layerSize(l.diffID), nil
 	}
-	v, err := s.layerFlights.do(ctx, l.diffID+"/"+rootfsName(wf), func(ctx context.Context) (any, error) {
+	v, err := s.layerFlights.Do(ctx, l.diffID+"/"+rootfsName(wf), func(ctx context.Context) (any, error) {
 		if s.layerExists(l.diffID, wf) {
 			s.reportCached(ctx, l)
 			return s.layerSize(l.diffID), nil

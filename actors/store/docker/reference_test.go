@@ -7,9 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/berthrt/berth/process/errdefs"
 )
@@ -135,85 +133,4 @@ func TestTarballCandidates(t *testing.T) {
 			t.Errorf("tarballCandidates(%q) = %v, want %v", tc.typed, got, tc.want)
 		}
 	}
-}
-
-// TestFlightsCoalesceAndCancel: callers of one key share one run; the run
-// goes on while any caller waits and is cancelled when all have left.
-func TestFlightsCoalesceAndCancel(t *testing.T) {
-	var f flights
-	var runs int
-	var mu sync.Mutex
-	started := make(chan context.Context, 4)
-	release := make(chan struct{})
-	fn := func(ctx context.Context) (any, error) {
-		mu.Lock()
-		runs++
-		mu.Unlock()
-		started <- ctx
-		select {
-		case <-release:
-			return "done", nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	ctx1, cancel1 := context.WithCancel(context.Background())
-	res1 := make(chan error, 1)
-	go func() { _, err := f.do(ctx1, "k", fn); res1 <- err }()
-	runCtx := <-started
-	res2 := make(chan any, 1)
-	go func() { v, _ := f.do(context.Background(), "k", fn); res2 <- v }()
-	waitWaiters(t, &f, "k", 2)
-	cancel1()
-	if err := <-res1; !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled caller got %v", err)
-	}
-	if runCtx.Err() != nil {
-		t.Fatal("the run was cancelled while a caller still waits")
-	}
-	close(release)
-	if v := <-res2; v != "done" {
-		t.Fatalf("second caller got %v", v)
-	}
-	if runs != 1 {
-		t.Fatalf("%d runs, want 1", runs)
-	}
-
-	// All callers gone: the run is cancelled.
-	ctx3, cancel3 := context.WithCancel(context.Background())
-	res3 := make(chan error, 1)
-	go func() {
-		_, err := f.do(ctx3, "k2", func(ctx context.Context) (any, error) {
-			started <- ctx
-			<-ctx.Done()
-			return nil, ctx.Err()
-		})
-		res3 <- err
-	}()
-	runCtx = <-started
-	cancel3()
-	<-res3
-	select {
-	case <-runCtx.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("the run was not cancelled when every caller left")
-	}
-}
-
-func waitWaiters(t *testing.T, f *flights, key string, n int) {
-	t.Helper()
-	for i := 0; i < 1000; i++ {
-		f.mu.Lock()
-		r := f.runs[key]
-		got := 0
-		if r != nil {
-			got = r.waiters
-		}
-		f.mu.Unlock()
-		if got == n {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("never %d waiters", n)
 }

@@ -75,7 +75,7 @@ type Store struct {
 
 	// imports coalesces Gets of one image; layerFlights extractions of one
 	// layer wanted by two images.
-	imports, layerFlights flights
+	imports, layerFlights store.Flights
 	// gc keeps Prune and Recover (writers) away from imports in flight
 	// (readers), so that no layer is removed between its extraction and
 	// the metadata that names it.
@@ -161,7 +161,7 @@ func (s *Store) Get(ctx context.Context, ref, backend string, cached bool) (stor
 			return img, nil
 		}
 	}
-	v, err := s.imports.do(ctx, req.key()+"#"+rootfsName(wf), func(ctx context.Context) (any, error) {
+	v, err := s.imports.Do(ctx, req.key()+"#"+rootfsName(wf), func(ctx context.Context) (any, error) {
 		return s.load(ctx, req, wf, cached)
 	})
 	if err != nil {
