@@ -89,6 +89,10 @@ type agentActor struct {
 	logger  *zap.Logger
 	pids    pids
 	gc      imageGC
+	// sandboxGC removes finished containers' sandboxes; pending are the
+	// containers whose sandbox exists but whose launch is not answered.
+	sandboxGC sandboxGC
+	pending   map[string]int
 }
 
 // NewStore builds the docker store of an agent's options, for commands that
@@ -148,6 +152,9 @@ func Start(ctx context.Context, sys *actor.ActorSystem, o Options, logger *zap.L
 	if err := validateImageGC(o); err != nil {
 		return nil, err
 	}
+	if err := validateSandboxGC(o); err != nil {
+		return nil, err
+	}
 	st, err := NewStore(o, logger)
 	if err != nil {
 		return nil, err
@@ -202,7 +209,10 @@ func Start(ctx context.Context, sys *actor.ActorSystem, o Options, logger *zap.L
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &agentActor{o: o, comp: comp, backend: backends.chosen, id: id, logger: logger, gc: imageGC{
 			threshold: o.ImageGCThreshold, interval: o.ImageGCInterval, excluded: o.ImageGCExcluded, dirs: gcDirs,
-		}}
+		}, sandboxGC: sandboxGC{
+			delay: o.GCDelay, headroom: o.GCDiskHeadroom, interval: o.DiskWatchInterval,
+			dir: filepath.Join(o.WorkDir, "sandboxes"), workDir: o.WorkDir,
+		}, pending: map[string]int{}}
 	}, actor.WithSupervisor(actor.NewOneForOneStrategy(10, 10*time.Second, actor.DefaultDecider)))
 	pid, err := sys.Root.SpawnNamed(props, "agent")
 	if err != nil {
@@ -227,7 +237,7 @@ func Start(ctx context.Context, sys *actor.ActorSystem, o Options, logger *zap.L
 	if len(rec.GetRecovered()) > 0 || len(rec.GetOrphans()) > 0 {
 		logger.Info("recovered", zap.Int("containers", len(rec.GetRecovered())), zap.Int("orphans_killed", len(rec.GetOrphans())))
 	}
-	sys.Root.Send(pid, &startImageGC{})
+	sys.Root.Send(pid, &startGC{})
 	return a, nil
 }
 
@@ -281,9 +291,11 @@ func (a *agentActor) Receive(c actor.Context) {
 	case *actor.Started:
 		a.spawnChildren(c)
 	case *actor.Stopping:
-		a.stopImageGC()
-	case *startImageGC, *imageGCTick:
+		a.stopGC()
+	case *startGC, *imageGCTick:
 		a.onImageGC(c, m)
+	case *sandboxGCTick:
+		a.onSandboxGC(c)
 	case *whoIs:
 		c.Respond(&a.pids)
 	case *agentv1.RunContainerRequest:
@@ -351,6 +363,13 @@ func (a *agentActor) onRun(c actor.Context, m *agentv1.RunContainerRequest) {
 		config = &typesv1.ContainerConfig{}
 	}
 	config.Directory = sandbox
+	// The sandbox GC leaves it alone until the containerizer knows it.
+	a.pending[id.GetValue()]++
+	launched := func() {
+		if a.pending[id.GetValue()]--; a.pending[id.GetValue()] <= 0 {
+			delete(a.pending, id.GetValue())
+		}
+	}
 	async.Run(c, time.Minute, func() (interface{}, error) {
 		if !validSandboxName(id.GetValue()) {
 			return nil, fmt.Errorf("container id %q: %w", id.GetValue(), errdefs.ErrInvalidArgument)
@@ -367,11 +386,13 @@ func (a *agentActor) onRun(c actor.Context, m *agentv1.RunContainerRequest) {
 		return nil, nil
 	}, func(_ interface{}, err error) {
 		if err != nil {
+			launched()
 			ask.Respond(c, nil, err)
 			return
 		}
 		req := &containerizerv1.LaunchContainerRequest{ContainerId: id, Config: config, Backend: m.GetBackend()}
 		ask.Reenter(c, a.pids.containerizer, req, 35*time.Minute, func(r *containerizerv1.LaunchContainerResponse, err error) {
+			launched()
 			ask.Respond(c, &agentv1.RunContainerResponse{ContainerId: id, Sandbox: sandbox, Pid: r.GetPid()}, err)
 		})
 	})

@@ -24,9 +24,9 @@ const (
 	DefaultImageGCInterval = time.Minute
 )
 
-// startImageGC starts the image GC loop; the agent sends it once recovery
-// has rebuilt the provisioner's table, so that a prune knows every container.
-type startImageGC struct{}
+// startGC starts the image and sandbox GC loops; the agent sends it once
+// recovery has rebuilt the tables, so that they know every container.
+type startGC struct{}
 
 // imageGCTick is one check of the store's disk.
 type imageGCTick struct{}
@@ -78,7 +78,7 @@ func fullest(dirs []string) (float64, error) {
 func diskUsage(dir string) (float64, error) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
-		return 0, fmt.Errorf("image gc: statfs %s: %w", dir, err)
+		return 0, fmt.Errorf("statfs %s: %w", dir, err)
 	}
 	used := st.Blocks - st.Bfree
 	if used+st.Bavail == 0 {
@@ -91,11 +91,15 @@ func diskUsage(dir string) (float64, error) {
 func (a *agentActor) onImageGC(c actor.Context, m interface{}) {
 	g := &a.gc
 	switch m.(type) {
-	case *startImageGC:
-		if g.started || g.threshold == 0 {
+	case *startGC:
+		if g.started {
 			return
 		}
 		g.started = true
+		a.scheduleSandboxGC(c)
+		if g.threshold == 0 {
+			return
+		}
 		a.logger.Info("image gc on", zap.Float64("threshold", g.threshold), zap.Duration("interval", g.interval), zap.Strings("stores", g.dirs))
 		a.scheduleImageGC(c)
 	case *imageGCTick:
@@ -134,9 +138,11 @@ func (a *agentActor) scheduleImageGC(c actor.Context) {
 	a.gc.timer = time.AfterFunc(a.gc.interval, func() { sys.Root.Send(self, &imageGCTick{}) })
 }
 
-// stopImageGC stops the loop when the agent stops.
-func (a *agentActor) stopImageGC() {
-	if a.gc.timer != nil {
-		a.gc.timer.Stop()
+// stopGC stops the loops when the agent stops.
+func (a *agentActor) stopGC() {
+	for _, t := range []*time.Timer{a.gc.timer, a.sandboxGC.timer} {
+		if t != nil {
+			t.Stop()
+		}
 	}
 }

@@ -65,6 +65,14 @@ type Options struct {
 	ImageGCInterval time.Duration
 	// ImageGCExcluded are image references the GC never removes.
 	ImageGCExcluded []string
+	// GCDelay keeps a finished container's sandbox this long on an empty
+	// disk (default 1 week); GCDiskHeadroom shortens it as the disk fills
+	// (default 0.1); DiskWatchInterval is how often sandboxes are checked
+	// (default 1m). Mesos's --gc_delay, --gc_disk_headroom and
+	// --disk_watch_interval.
+	GCDelay           time.Duration
+	GCDiskHeadroom    float64
+	DiskWatchInterval time.Duration
 	// OnLockBusy, when set, is told the pid of another agent holding the work
 	// or runtime dir, and Start waits for it; nil makes Start fail at once.
 	OnLockBusy func(holder int)
@@ -82,6 +90,15 @@ func (o *Options) setDefaults() {
 	}
 	if o.Isolation == "" {
 		o.Isolation = DefaultIsolation
+	}
+	if o.GCDelay == 0 {
+		o.GCDelay = DefaultGCDelay
+	}
+	if o.GCDiskHeadroom == 0 {
+		o.GCDiskHeadroom = DefaultGCDiskHeadroom
+	}
+	if o.DiskWatchInterval == 0 {
+		o.DiskWatchInterval = DefaultDiskWatchInterval
 	}
 	if o.ImageGCInterval == 0 {
 		o.ImageGCInterval = DefaultImageGCInterval

@@ -51,9 +51,12 @@ type agentFlags struct {
 	workDir, runtimeDir, isolation, dockerStoreDir, dockerRegistry, dockerConfig, sandboxDir string
 	logLevel, logFormat                                                                      string
 	// image GC
-	imageGCThreshold                                  float64
-	imageGCInterval                                   time.Duration
-	imageGCExcluded                                   string
+	imageGCThreshold float64
+	imageGCInterval  time.Duration
+	imageGCExcluded  string
+	// sandbox GC
+	gcDelay, diskWatchInterval                        time.Duration
+	gcDiskHeadroom                                    float64
 	imageProviders, appcStoreDir, appcDiscoveryPrefix string
 }
 
@@ -73,6 +76,9 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.imageGCThreshold, "image_gc_threshold", agent.DefaultImageGCThreshold, "prune unused images when the image store's disk is fuller than this fraction; 0 turns the automatic image GC off")
 	fs.DurationVar(&f.imageGCInterval, "image_gc_interval", agent.DefaultImageGCInterval, "how often the image GC checks the disk")
 	fs.StringVar(&f.imageGCExcluded, "image_gc_excluded", "", "image references the image GC never removes, comma separated")
+	fs.DurationVar(&f.gcDelay, "gc_delay", agent.DefaultGCDelay, "how long a finished container's sandbox is kept on an empty disk; less as the disk fills")
+	fs.Float64Var(&f.gcDiskHeadroom, "gc_disk_headroom", agent.DefaultGCDiskHeadroom, "sandboxes are kept gc_delay × max(0, 1 − gc_disk_headroom − disk use)")
+	fs.DurationVar(&f.diskWatchInterval, "disk_watch_interval", agent.DefaultDiskWatchInterval, "how often finished sandboxes are checked")
 }
 
 func (f *agentFlags) options() agent.Options {
@@ -80,6 +86,7 @@ func (f *agentFlags) options() agent.Options {
 		WorkDir: f.workDir, RuntimeDir: f.runtimeDir, Isolation: f.isolation,
 		DockerStoreDir: f.dockerStoreDir, DockerRegistry: f.dockerRegistry, DockerConfig: f.dockerConfig, SandboxDirectory: f.sandboxDir,
 		ImageGCThreshold: f.imageGCThreshold, ImageGCInterval: f.imageGCInterval, ImageGCExcluded: splitList(f.imageGCExcluded),
+		GCDelay: f.gcDelay, GCDiskHeadroom: f.gcDiskHeadroom, DiskWatchInterval: f.diskWatchInterval,
 		ImageProviders: f.imageProviders, AppcStoreDir: f.appcStoreDir, AppcDiscoveryPrefix: f.appcDiscoveryPrefix,
 	}
 }

@@ -243,3 +243,45 @@ func TestE2EImageCommandsThroughAgent(t *testing.T) {
 		t.Errorf("after rm: %q", refs)
 	}
 }
+
+// TestE2ESandboxGC: an agent removes the sandbox of a finished container
+// after --gc_delay, never the sandbox of one still running.
+func TestE2ESandboxGC(t *testing.T) {
+	h := newHost(t)
+	addr := freeAddr(t)
+	h.startAgent(t, addr, "--gc_delay=1s", "--disk_watch_interval=100ms")
+	remote := []string{"--agent=" + addr, "--plaintext_loopback"}
+	if out, err := exec.Command(berthBin, append([]string{"execute", "--name=kept", "--keep_sandbox", "--command=echo kept"}, remote...)...).CombinedOutput(); err != nil {
+		t.Fatalf("berth execute: %v\n%s", err, out)
+	}
+	kept := filepath.Join(h.work, "sandboxes", "kept")
+	if b, err := os.ReadFile(filepath.Join(kept, "stdout")); err != nil || string(b) != "kept\n" {
+		t.Fatalf("the kept sandbox: %q, %v", b, err)
+	}
+	live := exec.Command(berthBin, append([]string{"execute", "--name=live", "--command=sleep 4; echo done"}, remote...)...)
+	var out bytes.Buffer
+	live.Stdout = &out
+	if err := live.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = exec.Command(berthBin, append([]string{"destroy", "live"}, remote...)...).Run() })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(kept); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			logs, _ := os.ReadFile(h.agentLog())
+			t.Fatalf("the finished container's sandbox was never removed:\n%s", logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The running container's sandbox, older than the delay by now, stays.
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := os.Stat(filepath.Join(h.work, "sandboxes", "live")); err != nil {
+		t.Errorf("the running container's sandbox: %v", err)
+	}
+	if err := live.Wait(); err != nil || out.String() != "done\n" {
+		t.Errorf("the running container: %v, output %q", err, out.String())
+	}
+}
