@@ -9,11 +9,13 @@ import (
 	"time"
 
 	"github.com/berthrt/berth/actors/isolator"
+	cgroupsiso "github.com/berthrt/berth/actors/isolator/cgroups"
 	"github.com/berthrt/berth/actors/isolator/filesystem"
 	"github.com/berthrt/berth/actors/isolator/namespaces"
 	"github.com/berthrt/berth/actors/isolator/runtime"
 	"github.com/berthrt/berth/actors/metrics"
 	"github.com/berthrt/berth/actors/provisioner"
+	"github.com/berthrt/berth/process/cgroups"
 	"github.com/berthrt/berth/process/errdefs"
 	"github.com/berthrt/berth/process/lockfile"
 )
@@ -76,6 +78,9 @@ type Options struct {
 	// OnLockBusy, when set, is told the pid of another agent holding the work
 	// or runtime dir, and Start waits for it; nil makes Start fail at once.
 	OnLockBusy func(holder int)
+	// CgroupsRoot is the cgroup below each hierarchy's root that holds the
+	// containers' cgroups (--cgroups_root); "" means cgroups.DefaultRoot.
+	CgroupsRoot string
 	// Metrics collect the agent's metrics and time its mechanics; nil: Start
 	// makes its own (Agent.Metrics).
 	Metrics *metrics.Metrics
@@ -100,6 +105,9 @@ func (o *Options) setDefaults() {
 	if o.DiskWatchInterval == 0 {
 		o.DiskWatchInterval = DefaultDiskWatchInterval
 	}
+	if o.CgroupsRoot == "" {
+		o.CgroupsRoot = cgroups.DefaultRoot
+	}
 	if o.ImageGCInterval == 0 {
 		o.ImageGCInterval = DefaultImageGCInterval
 	}
@@ -111,7 +119,7 @@ func (o *Options) setDefaults() {
 
 // isolatorOrder is the fixed order isolators prepare in (Mesos's table
 // order: filesystem first, cleanup in reverse).
-var isolatorOrder = []string{"filesystem/linux", "docker/runtime", "namespaces/ipc", "namespaces/pid", "namespaces/uts"}
+var isolatorOrder = []string{"filesystem/linux", "cgroups/cpu", "cgroups/mem", "docker/runtime", "namespaces/ipc", "namespaces/pid", "namespaces/uts"}
 
 // buildIsolators parses --isolation into isolators in the fixed order.
 func buildIsolators(o Options) ([]isolator.Isolator, error) {
@@ -140,6 +148,17 @@ func buildIsolators(o Options) ([]isolator.Isolator, error) {
 		want["docker/runtime"] = true
 	}
 	var out []isolator.Isolator
+	var layout *cgroups.Layout
+	cgroupsLayout := func() (cgroups.Layout, error) {
+		if layout == nil {
+			l, err := cgroups.Detect()
+			if err != nil {
+				return cgroups.Layout{}, err
+			}
+			layout = &l
+		}
+		return *layout, nil
+	}
 	for _, name := range isolatorOrder {
 		if !want[name] {
 			continue
@@ -152,6 +171,25 @@ func buildIsolators(o Options) ([]isolator.Isolator, error) {
 				return nil, err
 			}
 			out = append(out, fs)
+		case "cgroups/cpu", "cgroups/mem":
+			l, err := cgroupsLayout()
+			if err != nil {
+				return nil, err
+			}
+			root := o.CgroupsRoot
+			if root == "" {
+				root = cgroups.DefaultRoot
+			}
+			var iso isolator.Isolator
+			if name == "cgroups/cpu" {
+				iso, err = cgroupsiso.NewCPU(l, root)
+			} else {
+				iso, err = cgroupsiso.NewMem(l, root)
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, iso)
 		case "docker/runtime":
 			out = append(out, runtime.NewDocker())
 		case "namespaces/ipc":

@@ -29,6 +29,7 @@ import (
 
 const executeSynopsis = `berth execute [--image=REF] [--backend=overlay|copy|bind|aufs] [--work_dir=DIR] [--runtime_dir=DIR]
        [--env=K=V ...] [--workdir=DIR] [--user=USER] [--name=ID] [--cpuprofile=FILE] [--memprofile=FILE]
+       [--cpus=N] [--mem=SIZE] [--isolation=...,cgroups/cpu,cgroups/mem] [--cgroups_root=NAME]
        (--command='shell command' | -- ARGV...)
 
 REF = docker-archive:PATH     a 'docker save' tarball
@@ -43,7 +44,12 @@ REF = docker-archive:PATH     a 'docker save' tarball
 
 The exit status is the container's (128+N when killed by signal N); a failure
 before the command ran exits 125 (126: the command cannot be executed, 127: it
-does not exist in the image), as 'docker run' does.`
+does not exist in the image), as 'docker run' does.
+
+--cpus and --mem are hard limits (cgroup CPU quota, memory limit), enforced
+when --isolation has cgroups/cpu and cgroups/mem; SIZE is bytes or a number
+with a binary unit (64MiB, 512M, 1GiB). A container the kernel's OOM killer
+hits is destroyed and berth prints "Memory limit exceeded".`
 
 // exitLaunchFailed is the status of a failure before the container ran.
 const exitLaunchFailed = containerizer.ExitLaunchFailed
@@ -57,6 +63,8 @@ func execute(args []string) int {
 	var env listFlag
 	var prof profileFlags
 	prof.register(fs)
+	var res resourceFlags
+	res.register(fs)
 	var (
 		agentAddr, image, backend, workdir, user, name, command string
 		keepSandbox                                             bool
@@ -93,9 +101,16 @@ func execute(args []string) int {
 		fmt.Fprintf(os.Stderr, "berth execute: --image: %v\n", err)
 		return 2
 	}
+	limits, err := res.resources()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "berth execute: %v\n", err)
+		return 2
+	}
 	config := &typesv1.ContainerConfig{
-		Command: cmd,
-		User:    user,
+		Resources: limits,
+		Limits:    limits,
+		Command:   cmd,
+		User:      user,
 		ContainerInfo: &typesv1.ContainerInfo{
 			Image:      img,
 			WorkingDir: workdir,

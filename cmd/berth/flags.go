@@ -12,6 +12,7 @@ import (
 
 	"github.com/berthrt/berth/actors/agent"
 	"github.com/berthrt/berth/actors/logging"
+	"github.com/berthrt/berth/process/cgroups"
 )
 
 // normalizeFlags turns --work-dir into --work_dir so that every flag is
@@ -58,6 +59,7 @@ type agentFlags struct {
 	gcDelay, diskWatchInterval                        time.Duration
 	gcDiskHeadroom                                    float64
 	imageProviders, appcStoreDir, appcDiscoveryPrefix string
+	cgroupsRoot                                       string
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
@@ -71,6 +73,7 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.appcStoreDir, "appc_store_dir", "", "appc store directory (default <work_dir>/store/appc)")
 	fs.StringVar(&f.appcDiscoveryPrefix, "appc_simple_discovery_uri_prefix", "http://", "URL prefix of appc simple discovery: {prefix}{name}-{version}-{os}-{arch}.aci (http:// to loopback hosts only; none: off)")
 	fs.StringVar(&f.sandboxDir, "sandbox_directory", "", "the sandbox's path inside containers (default /mnt/berth/sandbox)")
+	fs.StringVar(&f.cgroupsRoot, "cgroups_root", cgroups.DefaultRoot, "the cgroup below each hierarchy's root that holds the containers' cgroups (cgroups/cpu, cgroups/mem)")
 	fs.StringVar(&f.logLevel, "log_level", "warn", "log level: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log_format", "console", "log format: console or json")
 	fs.Float64Var(&f.imageGCThreshold, "image_gc_threshold", agent.DefaultImageGCThreshold, "prune unused images when the image store's disk is fuller than this fraction; 0 turns the automatic image GC off")
@@ -88,6 +91,7 @@ func (f *agentFlags) options() agent.Options {
 		ImageGCThreshold: f.imageGCThreshold, ImageGCInterval: f.imageGCInterval, ImageGCExcluded: splitList(f.imageGCExcluded),
 		GCDelay: f.gcDelay, GCDiskHeadroom: f.gcDiskHeadroom, DiskWatchInterval: f.diskWatchInterval,
 		ImageProviders: f.imageProviders, AppcStoreDir: f.appcStoreDir, AppcDiscoveryPrefix: f.appcDiscoveryPrefix,
+		CgroupsRoot: f.cgroupsRoot,
 	}
 }
 

@@ -339,6 +339,26 @@ func destroyDir(ctx context.Context, dir string) error {
 	}
 }
 
+// Purge destroys every container cgroup below the root but those keep
+// accepts (nil keeps none), and returns the names it destroyed.
+func (m *Manager) Purge(ctx context.Context, keep func(name string) bool) ([]string, error) {
+	names, err := m.List()
+	if err != nil {
+		return nil, err
+	}
+	var gone []string
+	for _, n := range names {
+		if keep != nil && keep(n) {
+			continue
+		}
+		if err := m.Destroy(ctx, n); err != nil {
+			return gone, err
+		}
+		gone = append(gone, n)
+	}
+	return gone, nil
+}
+
 // RemoveRoot removes the Manager's root cgroups (and their empty parents
 // up to the hierarchy roots) when no container cgroup is left in them.
 func (m *Manager) RemoveRoot() error {

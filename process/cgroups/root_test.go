@@ -90,11 +90,8 @@ func cleanManager(t *testing.T, m *Manager) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		names, _ := m.List()
-		for _, n := range names {
-			if err := m.Destroy(ctx, n); err != nil {
-				t.Error(err)
-			}
+		if _, err := m.Purge(ctx, nil); err != nil {
+			t.Error(err)
 		}
 		if err := m.RemoveRoot(); err != nil {
 			t.Error(err)
