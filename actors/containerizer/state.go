@@ -263,7 +263,13 @@ func Next(c Container, ev Event) (Container, []Effect, error) {
 		return beginDestroy(c, e.Reason, e.Message, e.Err, nil)
 	case EvLimited:
 		if c.State == Destroying {
-			return c, nil, nil // too late to matter
+			if c.Destroy.Reason == typesv1.Termination_REASON_COMMAND_EXITED && c.Destroy.Limited == nil {
+				// The limitation is why the command exited (the OOM
+				// killer's victim was the command, and the news of its
+				// exit came first): it is the cause the user wants.
+				c.Destroy.Reason, c.Destroy.Message, c.Destroy.Limited = typesv1.Termination_REASON_LIMITATION, e.Message, e.Resources
+			}
+			return c, nil, nil // else too late to matter
 		}
 		return beginDestroy(c, typesv1.Termination_REASON_LIMITATION, e.Message, nil, e.Resources)
 	case EvExited:

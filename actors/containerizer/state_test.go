@@ -210,6 +210,25 @@ func TestSecondDestroyJoinsAndLimitationDestroys(t *testing.T) {
 	}
 }
 
+// TestLimitationAfterExitIsTheCause: the OOM killer kills the command, the
+// exit is seen first and the limitation arrives during the destroy: the
+// termination names the limitation. A limitation after a destroy request
+// does not replace it.
+func TestLimitationAfterExitIsTheCause(t *testing.T) {
+	t.Parallel()
+	c := launched(t)
+	c, _ = drive(t, c, EvExited{Exit: killed}, EvLimited{Resources: []string{"mem"}, Message: "Memory limit exceeded"}, EvCleanedUp{}, EvRootfsDestroyed{}, EvRuntimeRemoved{})
+	term := termination(c)
+	if term.GetReason() != typesv1.Termination_REASON_LIMITATION || term.GetMessage() != "Memory limit exceeded" || term.GetLimitedResources()[0] != "mem" || term.GetSignal() != 9 {
+		t.Fatalf("termination %v", term)
+	}
+	c = launched(t)
+	c, _ = drive(t, c, EvDestroy{Reason: typesv1.Termination_REASON_DESTROYED}, EvLimited{Resources: []string{"mem"}})
+	if c.Destroy.Reason != typesv1.Termination_REASON_DESTROYED || c.Destroy.Limited != nil {
+		t.Fatalf("a limitation replaced a destroy request: %+v", c.Destroy)
+	}
+}
+
 // TestCleanupFailuresAreReportedAndCleanupGoesOn: a failed destroy step is
 // recorded in the termination and the next steps still run.
 func TestCleanupFailuresAreReportedAndCleanupGoesOn(t *testing.T) {
