@@ -340,6 +340,14 @@ func (a *Actor) isolate(c actor.Context, e *entry) {
 				a.handle(c, e, EvIsolated{Err: first})
 			}
 		})
+	}
+	a.watch(c, e)
+}
+
+// watch asks every isolator to report the container's limitations (after
+// its Isolate, which each isolator's mailbox receives first).
+func (a *Actor) watch(c actor.Context, e *entry) {
+	for _, iso := range a.o.Isolators {
 		ask.Reenter(c, iso, &isolatorv1.WatchRequest{ContainerId: e.id}, ask.Forever, func(r *isolatorv1.WatchResponse, err error) {
 			if err == nil && r.GetLimitation() != nil {
 				a.handle(c, e, EvLimited{Resources: r.GetLimitation().GetResources(), Message: r.GetLimitation().GetMessage()})

@@ -47,6 +47,9 @@ type world struct {
 	execErr  error
 	alive    bool // the fake init is alive
 	exitWith syscall.WaitStatus
+	// limitation, when set before the containers are watched, is every
+	// isolator's answer to Watch.
+	limitation *typesv1.Limitation
 }
 
 func (w *world) record(s string) {
@@ -115,6 +118,11 @@ func newWorld(t *testing.T, isolators int) *world {
 				ask.Respond(c, &isolatorv1.CleanupResponse{}, nil)
 			case *isolatorv1.RecoverIsolatorRequest:
 				ask.Respond(c, &isolatorv1.RecoverIsolatorResponse{}, nil)
+			case *isolatorv1.WatchRequest:
+				// Unanswered (no limitation) unless the test sets one.
+				if w.limitation != nil {
+					ask.Respond(c, &isolatorv1.WatchResponse{Limitation: w.limitation}, nil)
+				}
 			}
 		})))
 	}
@@ -323,18 +331,42 @@ func TestActorBadRequests(t *testing.T) {
 	}
 }
 
+// checkpointRunning writes the checkpoints of a running container id.
+func (w *world) checkpointRunning(id string) {
+	dir := filepath.Join(w.runtime, "containers", id)
+	if err := checkpoint.Write(filepath.Join(dir, "config"), &containerizerv1.Checkpoint{
+		ContainerId: &typesv1.ContainerID{Value: id}, Config: &typesv1.ContainerConfig{Rootfs: "/r", Directory: "/s"},
+	}); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := checkpoint.Write(filepath.Join(dir, "pid"), &launcherv1.ProcessCheckpoint{Pid: 4242, StartTime: 7}); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// TestActorWatchesRecoveredContainers: a recovered container's limitations
+// are watched again; one destroys it with the limitation as the cause.
+func TestActorWatchesRecoveredContainers(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 1)
+	w.checkpointRunning("old")
+	w.alive = true
+	w.limitation = &typesv1.Limitation{Resources: []string{"mem"}, Message: "Memory limit exceeded"}
+	r, err := ask.Request[*containerizerv1.RecoverContainersResponse](context.Background(), w.sys.Root, w.cz, &containerizerv1.RecoverContainersRequest{}, 5*time.Second)
+	if err != nil || len(r.GetRecovered()) != 1 {
+		t.Fatalf("recover: %v %v", r, err)
+	}
+	term := w.wait("old")
+	if term.GetReason() != typesv1.Termination_REASON_LIMITATION || term.GetMessage() != "Memory limit exceeded" || term.GetSignal() != 9 {
+		t.Fatalf("recovered termination %v", term)
+	}
+	equal(t, w.events(), []string{"recover-launcher", "recover-provisioner", "kill", "cleanup a", "destroy-rootfs"})
+}
+
 func TestActorRecoversCheckpointedContainer(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, 1)
-	dir := filepath.Join(w.runtime, "containers", "old")
-	if err := checkpoint.Write(filepath.Join(dir, "config"), &containerizerv1.Checkpoint{
-		ContainerId: &typesv1.ContainerID{Value: "old"}, Config: &typesv1.ContainerConfig{Rootfs: "/r", Directory: "/s"},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := checkpoint.Write(filepath.Join(dir, "pid"), &launcherv1.ProcessCheckpoint{Pid: 4242, StartTime: 7}); err != nil {
-		t.Fatal(err)
-	}
+	w.checkpointRunning("old")
 	// A container that died before its fork left only a config: it is removed.
 	if err := checkpoint.Write(filepath.Join(w.runtime, "containers", "unforked", "config"), &containerizerv1.Checkpoint{}); err != nil {
 		t.Fatal(err)

@@ -174,6 +174,8 @@ func (a *Actor) finishRecovery(c actor.Context, recs []found, orphans []*typesv1
 		}
 		a.containers[r.id] = e
 		a.handle(c, e, EvRecovered{Isolators: len(a.o.Isolators)})
+		// Limitations are watched again (a memory limit's OOM kill).
+		a.watch(c, e)
 		resp.Recovered = append(resp.Recovered, e.id)
 		a.o.Logger.Info("recovered container", zap.String("container", r.id), zap.Int("pid", e.pid))
 	}
