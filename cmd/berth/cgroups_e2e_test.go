@@ -2,9 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,55 +9,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berthrt/berth/actors/actortest"
 	"github.com/berthrt/berth/process/cgroups"
+	"github.com/berthrt/berth/process/cgroups/cgroupstest"
 )
 
 // cgroupsIsolation is the default isolation plus both cgroups isolators.
 const cgroupsIsolation = "--isolation=filesystem/linux,docker/runtime,cgroups/cpu,cgroups/mem,namespaces/pid,namespaces/ipc,namespaces/uts"
 
-// cgroupsRoot returns a fresh --cgroups_root for the test and the Managers
-// that look at it; at the end it checks that no container cgroup is left
-// and removes the root, even when the test failed.
+// cgroupsRoot returns the --cgroups_root flag of a fresh test root and its
+// cpu Manager; cgroupstest checks and removes the root at the end.
 func cgroupsRoot(t *testing.T) (string, *cgroups.Manager) {
 	t.Helper()
-	l, err := cgroups.Detect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	root := "berth-test-e2e-" + hex.EncodeToString(b[:])
-	cpu, err := cgroups.NewManager(l, root, []string{cgroups.CPU})
-	if err != nil {
-		if actortest.InCI() {
-			t.Fatal(err)
-		}
-		t.Skipf("this host cannot limit CPU through cgroups: %v", err)
-	}
-	mem, err := cgroups.NewManager(l, root, []string{cgroups.Memory})
-	if err != nil {
-		if actortest.InCI() {
-			t.Fatal(err)
-		}
-		t.Skipf("this host cannot limit memory through cgroups: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		for _, m := range []*cgroups.Manager{cpu, mem} {
-			gone, err := m.Purge(ctx, nil)
-			for _, n := range gone {
-				t.Errorf("cgroup left behind: %v", m.Dirs(n))
-			}
-			if err != nil {
-				t.Error(err)
-			}
-			if err := m.RemoveRoot(); err != nil {
-				t.Error(err)
-			}
-		}
-	})
+	root, cpu, _ := cgroupstest.Root(t, "e2e")
 	return "--cgroups_root=" + root, cpu
 }
 

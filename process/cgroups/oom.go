@@ -19,8 +19,8 @@ import (
 const oomSettle = 200 * time.Millisecond
 
 // WaitOOM blocks until the OOM killer has killed a process in id's memory
-// cgroup and returns the kill count; or until ctx ends (ctx's error), or the
-// cgroup is removed (ErrNotFound). It sleeps in the kernel: v2 watches
+// cgroup and returns the kill count; or until ctx ends (ctx's error, unless
+// a kill is found then), or the cgroup is removed (ErrNotFound). It sleeps in the kernel: v2 watches
 // memory.events with inotify (the kernel notifies on every change), v1
 // registers an eventfd for memory.oom_control through cgroup.event_control.
 func (m *Manager) WaitOOM(ctx context.Context, id string) (uint64, error) {
@@ -69,6 +69,12 @@ func (m *Manager) WaitOOM(ctx context.Context, id string) (uint64, error) {
 		}
 		if _, err := ev.Read(buf); err != nil {
 			if ctx.Err() != nil {
+				// A last look: the kill may have happened while the
+				// caller stopped waiting (a container whose OOM-killed
+				// command's exit was seen first is being destroyed).
+				if n, err := m.oomKills(id); err == nil && n > 0 {
+					return n, nil
+				}
 				return 0, fmt.Errorf("waiting for an OOM kill in %s: %w", dir, ctx.Err())
 			}
 			return 0, classify("wait for an OOM kill in", dir, err)

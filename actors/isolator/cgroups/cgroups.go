@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/berthrt/berth/actors/isolator"
@@ -157,7 +158,12 @@ func (c *CPU) Usage(_ context.Context, id *typesv1.ContainerID) (*typesv1.Resour
 // Mem is cgroups/mem: a hard memory limit (memory.limit_in_bytes /
 // memory.max, no swap beyond it where swap is accounted), the kernel's OOM
 // killer on, and a limitation when it kills.
-type Mem struct{ subsystem }
+type Mem struct {
+	subsystem
+	mu sync.Mutex
+	// watching holds, per container, a channel closed when its Watch ends.
+	watching map[string]chan struct{}
+}
 
 // NewMem returns cgroups/mem for the host's layout, below root.
 func NewMem(l cg.Layout, root string) (*Mem, error) {
@@ -165,25 +171,60 @@ func NewMem(l cg.Layout, root string) (*Mem, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Mem{s}, nil
+	return &Mem{subsystem: s, watching: map[string]chan struct{}{}}, nil
 }
+
+// watchSettle bounds how long Cleanup waits for the container's Watch to
+// take its last look at the OOM counter before the cgroup goes.
+const watchSettle = 2 * time.Second
 
 // Watch blocks until the OOM killer kills in the container's cgroup and
 // reports it as a memory limitation; it ends without one when ctx ends
-// (Cleanup) or the cgroup is gone.
+// (Cleanup) with no kill seen, or when the cgroup is gone.
 func (m *Mem) Watch(ctx context.Context, id *typesv1.ContainerID) (*typesv1.Limitation, error) {
-	kills, err := m.m.WaitOOM(ctx, id.GetValue())
+	name := id.GetValue()
+	done := make(chan struct{})
+	m.mu.Lock()
+	m.watching[name] = done
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		if m.watching[name] == done {
+			delete(m.watching, name)
+		}
+		m.mu.Unlock()
+		close(done)
+	}()
+	kills, err := m.m.WaitOOM(ctx, name)
 	switch {
+	case err == nil && kills > 0:
+		st, _ := m.m.Stats(name)
+		return &typesv1.Limitation{
+			Resources: []string{"mem"},
+			Message:   limitationMessage(kills, st.MemoryLimit),
+		}, nil
 	case ctx.Err() != nil, errdefs.IsNotFound(err):
 		return nil, nil
-	case err != nil:
+	default:
 		return nil, err
 	}
-	st, _ := m.m.Stats(id.GetValue())
-	return &typesv1.Limitation{
-		Resources: []string{"mem"},
-		Message:   limitationMessage(kills, st.MemoryLimit),
-	}, nil
+}
+
+// Cleanup lets the container's Watch (cancelled just before) finish its
+// last look at the OOM counter, then destroys the cgroup: an OOM kill
+// whose victim's exit was seen first is still reported.
+func (m *Mem) Cleanup(ctx context.Context, id *typesv1.ContainerID) error {
+	m.mu.Lock()
+	done := m.watching[id.GetValue()]
+	m.mu.Unlock()
+	if done != nil {
+		select {
+		case <-done:
+		case <-time.After(watchSettle):
+		case <-ctx.Done():
+		}
+	}
+	return m.subsystem.Cleanup(ctx, id)
 }
 
 // limitationMessage says what the OOM killer did, and the limit it kept.

@@ -2,8 +2,6 @@ package cgroups
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"os"
 	"os/exec"
@@ -12,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berthrt/berth/actors/actortest"
 	isolatorv1 "github.com/berthrt/berth/messages/isolator/v1"
 	typesv1 "github.com/berthrt/berth/messages/types/v1"
 	cg "github.com/berthrt/berth/process/cgroups"
+	"github.com/berthrt/berth/process/cgroups/cgroupstest"
 )
 
 func TestLimits(t *testing.T) {
@@ -73,38 +71,19 @@ func TestMain(m *testing.M) {
 // root, removed at the end of the test even when it failed.
 func isolators(t *testing.T) (*CPU, *Mem) {
 	t.Helper()
-	actortest.RequiresRoot(t)
+	root, _, _ := cgroupstest.Root(t, "iso")
 	l, err := cg.Detect()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	root := "berth-test-" + hex.EncodeToString(b[:])
 	cpu, err := NewCPU(l, root)
 	if err != nil {
-		if actortest.InCI() {
-			t.Fatal(err)
-		}
-		t.Skipf("this host cannot limit CPU through cgroups: %v", err)
+		t.Fatal(err)
 	}
 	mem, err := NewMem(l, root)
 	if err != nil {
-		if actortest.InCI() {
-			t.Fatal(err)
-		}
-		t.Skipf("this host cannot limit memory through cgroups: %v", err)
+		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		for _, m := range []*cg.Manager{mem.Manager(), cpu.Manager()} {
-			if _, err := m.Purge(context.Background(), nil); err != nil {
-				t.Error(err)
-			}
-			if err := m.RemoveRoot(); err != nil {
-				t.Error(err)
-			}
-		}
-	})
 	return cpu, mem
 }
 
@@ -166,6 +145,13 @@ func TestIsolatorsLimitWatchCleanup(t *testing.T) {
 		!strings.HasPrefix(w.lim.GetMessage(), "Memory limit exceeded") || !strings.Contains(w.lim.GetMessage(), "32 MiB") {
 		t.Fatalf("Watch = %v, %v; want a mem limitation naming 32 MiB", w.lim, w.err)
 	}
+	// A Watch cancelled before it looked still reports a kill that
+	// happened (the destroy of a command whose exit was seen first).
+	cancelled, stop := context.WithCancel(ctx)
+	stop()
+	if lim, err := mem.Watch(cancelled, id); err != nil || lim == nil || lim.GetResources()[0] != "mem" {
+		t.Errorf("cancelled Watch after an OOM kill = %v, %v; want the limitation", lim, err)
+	}
 	// Update writes new limits to a living container.
 	if err := cpu.Update(ctx, id, nil, &typesv1.Resources{Cpus: 1}); err != nil {
 		t.Error(err)
@@ -213,5 +199,12 @@ func TestIsolatorsRecoverDestroysUnknown(t *testing.T) {
 		if names, _ := m.List(); len(names) != 1 || names[0] != "known" {
 			t.Errorf("after Recover: %v, want [known]", names)
 		}
+	}
+	known0 := known[0].GetContainerId()
+	if err := mem.Cleanup(ctx, known0); err != nil {
+		t.Error(err)
+	}
+	if err := cpu.Cleanup(ctx, known0); err != nil {
+		t.Error(err)
 	}
 }
