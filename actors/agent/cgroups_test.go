@@ -34,6 +34,11 @@ func TestCgroupsIsolatorsOrderAndRoot(t *testing.T) {
 	if want := []string{"filesystem/linux", "cgroups/cpu", "cgroups/mem", "namespaces/pid"}; !slices.Equal(names, want) {
 		t.Errorf("isolators %v, want %v", names, want)
 	}
+	// Mesos's deprecated "cgroups" is both.
+	got, err = buildIsolators(Options{Isolation: "cgroups"})
+	if err != nil || len(got) != 2 || got[0].Name() != "cgroups/cpu" || got[1].Name() != "cgroups/mem" {
+		t.Errorf("--isolation=cgroups: %v, %v; want cgroups/cpu and cgroups/mem", got, err)
+	}
 	if _, err := buildIsolators(Options{Isolation: "cgroups/mem", CgroupsRoot: "/abs"}); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("--cgroups_root=/abs: err %v, want InvalidArgument", err)
 	}

@@ -143,6 +143,11 @@ func buildIsolators(o Options) ([]isolator.Isolator, error) {
 		}
 		want[name] = true
 	}
+	if want["cgroups"] {
+		// Mesos's deprecated name for both cgroups isolators.
+		delete(want, "cgroups")
+		want["cgroups/cpu"], want["cgroups/mem"] = true, true
+	}
 	if want["appc/runtime"] {
 		delete(want, "appc/runtime")
 		want["docker/runtime"] = true
