@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,5 +82,60 @@ func TestE2EExecuteCgroupsWithinLimits(t *testing.T) {
 	out := stdout.String()
 	if !strings.Contains(out, "/"+root+"/"+name+"\n") || !strings.Contains(out, "16000000\n") {
 		t.Errorf("output does not show the container in %s/%s or its 16 MB:\n%s", root, name, out)
+	}
+}
+
+// TestE2EAgentRecoversCgroups: after an agent crash, the next agent keeps
+// the cgroups of the container it recovers and watches its memory limit
+// again (its later OOM kill ends it with the limitation), and destroys a
+// cgroup below the root that no container owns.
+func TestE2EAgentRecoversCgroups(t *testing.T) {
+	h := newHost(t)
+	rootFlag, cpu := cgroupsRoot(t)
+	addr := freeAddr(t)
+	stop := h.startAgent(t, addr, cgroupsIsolation, rootFlag)
+	remote := []string{"--agent=" + addr, "--plaintext_loopback"}
+	client := exec.Command(berthBin, append([]string{"execute", "--name=oomlater", "--mem=32MiB",
+		"--command=while [ ! -e /tmp/go ]; do sleep 0.05; done; head -c 100000000 /dev/zero | tail"}, remote...)...)
+	var stdout, stderr bytes.Buffer
+	client.Stdout, client.Stderr = &stdout, &stderr
+	if err := client.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		out, _ := exec.Command(berthBin, append([]string{"ps"}, remote...)...).CombinedOutput()
+		if strings.Contains(string(out), "oomlater") && strings.Contains(string(out), "RUNNING") {
+			break
+		}
+		if i > 1500 {
+			t.Fatalf("the container never ran:\n%s\n%s", out, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A cgroup below the root that no container owns (as a crash between
+	// a destroy's kill and its rmdir would leave).
+	if err := cpu.Create("stale"); err != nil {
+		t.Fatal(err)
+	}
+	if names, _ := cpu.List(); !slices.Equal(names, []string{"oomlater", "stale"}) {
+		t.Errorf("cgroups before the restart: %v, want [oomlater stale]", names)
+	}
+	stop()
+	h.startAgent(t, addr, cgroupsIsolation, rootFlag)
+	if names, _ := cpu.List(); !slices.Equal(names, []string{"oomlater"}) {
+		t.Errorf("cgroups after the recovery: %v, want [oomlater]", names)
+	}
+	// Now the recovered container allocates beyond its limit.
+	pids, err := cpu.Procs("oomlater")
+	if err != nil || len(pids) == 0 {
+		t.Fatalf("the container's processes: %v, %v", pids, err)
+	}
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/root/tmp/go", pids[0]), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = client.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 || !strings.Contains(stderr.String(), "Memory limit exceeded") {
+		t.Fatalf("client = %v; stderr:\n%s\nwant a non-zero exit and the memory limitation", err, stderr.String())
 	}
 }
