@@ -95,23 +95,8 @@ func TestE2EAgentRecoversCgroups(t *testing.T) {
 	addr := freeAddr(t)
 	stop := h.startAgent(t, addr, cgroupsIsolation, rootFlag)
 	remote := []string{"--agent=" + addr, "--plaintext_loopback"}
-	client := exec.Command(berthBin, append([]string{"execute", "--name=oomlater", "--mem=32MiB",
-		"--command=while [ ! -e /tmp/go ]; do sleep 0.05; done; head -c 100000000 /dev/zero | tail"}, remote...)...)
-	var stdout, stderr bytes.Buffer
-	client.Stdout, client.Stderr = &stdout, &stderr
-	if err := client.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		out, _ := exec.Command(berthBin, append([]string{"ps"}, remote...)...).CombinedOutput()
-		if strings.Contains(string(out), "oomlater") && strings.Contains(string(out), "RUNNING") {
-			break
-		}
-		if i > 1500 {
-			t.Fatalf("the container never ran:\n%s\n%s", out, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	client, _, stderr := startRunning(t, remote, "oomlater", "--mem=32MiB",
+		"--command=while [ ! -e /tmp/go ]; do sleep 0.05; done; head -c 100000000 /dev/zero | tail")
 	// A cgroup below the root that no container owns (as a crash between
 	// a destroy's kill and its rmdir would leave).
 	if err := cpu.Create("stale"); err != nil {
@@ -137,5 +122,27 @@ func TestE2EAgentRecoversCgroups(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() == 0 || !strings.Contains(stderr.String(), "Memory limit exceeded") {
 		t.Fatalf("client = %v; stderr:\n%s\nwant a non-zero exit and the memory limitation", err, stderr.String())
+	}
+}
+
+// startRunning starts `berth execute --name=name args...` against the agent
+// of remote, and returns once `berth ps` lists the container RUNNING.
+func startRunning(t *testing.T, remote []string, name string, args ...string) (client *exec.Cmd, stdout, stderr *bytes.Buffer) {
+	t.Helper()
+	client = exec.Command(berthBin, append(append([]string{"execute", "--name=" + name}, args...), remote...)...)
+	stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
+	client.Stdout, client.Stderr = stdout, stderr
+	if err := client.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		out, _ := exec.Command(berthBin, append([]string{"ps"}, remote...)...).CombinedOutput()
+		if strings.Contains(string(out), name) && strings.Contains(string(out), "RUNNING") {
+			return client, stdout, stderr
+		}
+		if i > 1500 {
+			t.Fatalf("the container never ran:\n%s\n%s", out, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -330,22 +330,7 @@ func TestE2EAgentCrashKeepsContainers(t *testing.T) {
 	addr := freeAddr(t)
 	stop := h.startAgent(t, addr)
 	remote := []string{"--agent=" + addr, "--plaintext_loopback"}
-	client := exec.Command(berthBin, append([]string{"execute", "--name=survivor", "--command=sleep 4; echo done; exit 4"}, remote...)...)
-	var stdout, stderr bytes.Buffer
-	client.Stdout, client.Stderr = &stdout, &stderr
-	if err := client.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		out, _ := exec.Command(berthBin, append([]string{"ps"}, remote...)...).CombinedOutput()
-		if strings.Contains(string(out), "survivor") && strings.Contains(string(out), "RUNNING") {
-			break
-		}
-		if i > 1500 {
-			t.Fatalf("the container never ran:\n%s\n%s", out, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	client, stdout, stderr := startRunning(t, remote, "survivor", "--command=sleep 4; echo done; exit 4")
 	stop()
 	h.startAgent(t, addr)
 	out, err := exec.Command(berthBin, append([]string{"ps"}, remote...)...).CombinedOutput()
