@@ -301,12 +301,29 @@ func TestV2Mechanics(t *testing.T) {
 	if err := m.Create(id); err != nil {
 		t.Fatal(err)
 	}
+	// The inotify watch WaitOOM puts on memory.events, here on
+	// cgroup.events (no memory controller needed): the kernel notifies
+	// when the cgroup becomes populated, and the read wakes on Go's poller.
+	ev, err := watchFile(filepath.Join(m.Dirs(id)[0], "cgroup.events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Close()
 	a, _ := startHelper(t, "sleep")
 	b, _ := startHelper(t, "sleep")
 	for _, c := range []*exec.Cmd{a, b} {
 		if err := m.Attach(id, c.Process.Pid); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := ev.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ev.Read(make([]byte, 4096)); err != nil {
+		t.Errorf("no inotify event from cgroup.events when the cgroup became populated: %v", err)
+	}
+	if events := readCgroupFile(t, filepath.Join(m.Dirs(id)[0], "cgroup.events")); !strings.Contains(events, "populated 1") {
+		t.Errorf("cgroup.events = %q, want populated 1", events)
 	}
 	procs, err := m.Procs(id)
 	slices.Sort(procs)
