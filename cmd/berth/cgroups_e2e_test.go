@@ -107,6 +107,10 @@ func TestE2EAgentRecoversCgroups(t *testing.T) {
 	}
 	stop()
 	h.startAgent(t, addr, cgroupsIsolation, rootFlag)
+	// berth ps answers once the agent has recovered.
+	if out, err := exec.Command(berthBin, append([]string{"ps"}, remote...)...).CombinedOutput(); err != nil || !strings.Contains(string(out), "oomlater") {
+		t.Fatalf("berth ps after the restart: %v\n%s", err, out)
+	}
 	if names, _ := cpu.List(); !slices.Equal(names, []string{"oomlater"}) {
 		t.Errorf("cgroups after the recovery: %v, want [oomlater]", names)
 	}
