@@ -37,6 +37,15 @@ func TestE2EExecuteMemoryLimit(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "Memory limit exceeded") || !strings.Contains(errOut, "32 MiB") {
 		t.Errorf("exit %d, stderr:\n%s\nwant a non-zero exit and the memory limit named", code, errOut)
 	}
+	// Without --isolation, --mem brings the isolator that enforces it;
+	// with an --isolation that lacks it, --mem is refused.
+	_, errOut, code = h.execute(t, rootFlag, "--mem=32MiB", "--command=head -c 100000000 /dev/zero | tail; echo survived")
+	if code == 0 || !strings.Contains(errOut, "Memory limit exceeded") {
+		t.Errorf("--mem without --isolation: exit %d, stderr:\n%s\nwant the limit enforced", code, errOut)
+	}
+	if _, errOut, code := h.execute(t, "--isolation=filesystem/linux,docker/runtime", "--mem=32MiB", "--command=true"); code != 2 || !strings.Contains(errOut, "cgroups/mem") {
+		t.Errorf("--mem with an isolation that lacks cgroups/mem: exit %d, stderr:\n%s\nwant 2 naming the isolator", code, errOut)
+	}
 	for _, flag := range []string{"--mem=lots", "--cpus=-1"} {
 		name, _, _ := strings.Cut(flag, "=")
 		if _, errOut, code := h.execute(t, cgroupsIsolation, rootFlag, flag, "--command=true"); code != 2 || !strings.Contains(errOut, name) {

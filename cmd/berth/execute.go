@@ -47,7 +47,8 @@ before the command ran exits 125 (126: the command cannot be executed, 127: it
 does not exist in the image), as 'docker run' does.
 
 --cpus and --mem are hard limits (cgroup CPU quota, memory limit), enforced
-when --isolation has cgroups/cpu and cgroups/mem; SIZE is bytes or a number
+by cgroups/cpu and cgroups/mem, which are added to the default isolation
+when given (an --isolation without them is refused); SIZE is bytes or a number
 with a binary unit (64MiB, 512M, 1GiB). A container the kernel's OOM killer
 hits is destroyed and berth prints "Memory limit exceeded".`
 
@@ -105,6 +106,17 @@ func execute(args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "berth execute: %v\n", err)
 		return 2
+	}
+	if agentAddr == "" {
+		// Limits nothing would enforce are an error, as docker run's
+		// --memory never is ignored: without --isolation the isolators
+		// that enforce them are added.
+		iso, err := isolationFor(af.isolation, isolationSet(fs), limits)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "berth execute: %v\n", err)
+			return 2
+		}
+		af.isolation = iso
 	}
 	config := &typesv1.ContainerConfig{
 		Resources: limits,

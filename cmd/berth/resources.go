@@ -75,3 +75,41 @@ func parseSize(s string) (uint64, error) {
 	}
 	return uint64(bytes), nil
 }
+
+// isolationSet reports whether --isolation was given on the command line.
+func isolationSet(fs *flag.FlagSet) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "isolation" })
+	return set
+}
+
+// isolationFor returns the isolation that enforces limits: isolation with
+// cgroups/cpu and cgroups/mem added when the user did not choose it
+// (explicit false), or an error naming the missing isolator when the user's
+// choice lacks it.
+func isolationFor(isolation string, explicit bool, limits *typesv1.Resources) (string, error) {
+	var need []string
+	if limits.GetCpus() > 0 {
+		need = append(need, "cgroups/cpu")
+	}
+	if limits.GetMemBytes() > 0 {
+		need = append(need, "cgroups/mem")
+	}
+	have := map[string]bool{}
+	for _, name := range strings.Split(isolation, ",") {
+		have[strings.TrimSpace(name)] = true
+	}
+	if have["cgroups"] { // Mesos's deprecated name for both
+		have["cgroups/cpu"], have["cgroups/mem"] = true, true
+	}
+	for _, n := range need {
+		if have[n] {
+			continue
+		}
+		if explicit {
+			return "", fmt.Errorf("--cpus and --mem need the cgroups isolators: --isolation lacks %s: %w", n, errdefs.ErrInvalidArgument)
+		}
+		isolation += "," + n
+	}
+	return isolation, nil
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"testing"
 
+	typesv1 "github.com/berthrt/berth/messages/types/v1"
 	"github.com/berthrt/berth/process/errdefs"
 )
 
@@ -44,6 +45,35 @@ func TestResourceFlags(t *testing.T) {
 	for _, bad := range []resourceFlags{{cpus: -1}, {mem: "lots"}} {
 		if _, err := bad.resources(); !errdefs.IsInvalidArgument(err) {
 			t.Errorf("%+v: err %v, want InvalidArgument", bad, err)
+		}
+	}
+}
+
+func TestIsolationFor(t *testing.T) {
+	def := "filesystem/linux,docker/runtime"
+	both := &typesv1.Resources{Cpus: 1, MemBytes: 1 << 20}
+	for _, tc := range []struct {
+		isolation string
+		explicit  bool
+		limits    *typesv1.Resources
+		want      string
+		err       bool
+	}{
+		{def, false, nil, def, false},
+		{def, false, both, def + ",cgroups/cpu,cgroups/mem", false},
+		{def, false, &typesv1.Resources{MemBytes: 1}, def + ",cgroups/mem", false},
+		{def + ",cgroups/cpu", false, both, def + ",cgroups/cpu,cgroups/mem", false},
+		{def + ",cgroups", true, both, def + ",cgroups", false},
+		{def + ",cgroups/cpu,cgroups/mem", true, both, def + ",cgroups/cpu,cgroups/mem", false},
+		{def, true, both, "", true},
+		{def, true, nil, def, false},
+	} {
+		got, err := isolationFor(tc.isolation, tc.explicit, tc.limits)
+		if (err != nil) != tc.err || (!tc.err && got != tc.want) {
+			t.Errorf("isolationFor(%q, %v, %v) = %q, %v; want %q (error %v)", tc.isolation, tc.explicit, tc.limits, got, err, tc.want, tc.err)
+		}
+		if tc.err && !errdefs.IsInvalidArgument(err) {
+			t.Errorf("error %v is not invalid argument", err)
 		}
 	}
 }
