@@ -34,7 +34,7 @@ type agentProc struct {
 
 // startAgent runs `berth agent` on a free loopback port with its own work
 // and runtime dirs, and returns once it listens.
-func startAgent(ctx context.Context, berth, workDir, runtimeDir string) (*agentProc, error) {
+func startAgent(ctx context.Context, berth, workDir, runtimeDir string, extra ...string) (*agentProc, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -42,8 +42,8 @@ func startAgent(ctx context.Context, berth, workDir, runtimeDir string) (*agentP
 	addr := l.Addr().String()
 	_ = l.Close()
 	a := &agentProc{addr: addr, logs: &bytes.Buffer{}, done: make(chan struct{})}
-	a.cmd = exec.Command(berth, "agent", "--work_dir="+workDir, "--runtime_dir="+runtimeDir,
-		"--listen="+addr, "--plaintext_loopback", "--log_level=warn")
+	a.cmd = exec.Command(berth, append([]string{"agent", "--work_dir=" + workDir, "--runtime_dir=" + runtimeDir,
+		"--listen=" + addr, "--plaintext_loopback", "--log_level=warn"}, extra...)...)
 	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
 	if err := a.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("berth agent: %w", err)

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/berthrt/berth/actors/agent"
 	"github.com/berthrt/berth/cmd/berth-bench/internal/report"
 	"github.com/berthrt/berth/cmd/berth-bench/internal/stats"
 	"github.com/berthrt/berth/process/errdefs"
@@ -120,6 +121,24 @@ func measureContainers(ctx context.Context, cfg config, res *report.Results) err
 	if err := client.ready(ctx); err != nil {
 		return err
 	}
+	// A second agent whose containers get cgroups (cpu, cpuacct, memory),
+	// as runc's do; its cgroups root is removed at the end.
+	cgRoot := fmt.Sprintf("berth-bench-%d", os.Getpid())
+	defer removeCgroupsRoot(cgRoot)
+	agCg, err := startAgent(ctx, berth, filepath.Join(scratch, "agent-cgroups", "work"), filepath.Join(run, "agent-cgroups"),
+		"--isolation="+agent.DefaultIsolation+",cgroups/cpu,cgroups/mem", "--cgroups_root="+cgRoot)
+	if err != nil {
+		return err
+	}
+	defer agCg.stop()
+	clientCg, err := newAgentClient(agCg.addr)
+	if err != nil {
+		return err
+	}
+	defer clientCg.close()
+	if err := clientCg.ready(ctx); err != nil {
+		return err
+	}
 	emb := filepath.Join(scratch, "embedded")
 	execute := func(backend string, extra ...string) func(context.Context, int) (time.Duration, error) {
 		return func(ctx context.Context, n int) (time.Duration, error) {
@@ -149,9 +168,12 @@ func measureContainers(ctx context.Context, cfg config, res *report.Results) err
 		}
 		return peer.run(argvs)
 	}
+	agentCgroups := system{"berth-agent-overlay-cgroups", "as berth-agent-overlay, with the cgroups/cpu and cgroups/mem isolators added: each container gets cgroups, as runc's do", func(ctx context.Context, n int) (time.Duration, error) {
+		return clientCg.launch(ctx, "overlay", n)
+	}}
 	agentOverlay := system{"berth-agent-overlay", "a running `berth agent`, requests (RunContainer + WaitContainer over its remote API) from a long-lived client in the harness; overlay backend", viaAgent("overlay")}
 	runcSys := system{"runc", "`runc run` of the bundle (runc's default spec without the network namespace), exec'd from the harness", runc}
-	crunSys := system{"crun", "`crun --cgroup-manager=disabled run` of the same bundle, exec'd from a helper in a private mount namespace without the cgroup2 mount (crun 1.8.1 refuses this host's hybrid cgroups otherwise); no cgroups at all, like Berth (whose default isolation has no cgroups isolator yet) and unlike runc, which makes one in every v1 hierarchy", crun}
+	crunSys := system{"crun", "`crun --cgroup-manager=disabled run` of the same bundle, exec'd from a helper in a private mount namespace without the cgroup2 mount (crun 1.8.1 refuses this host's hybrid cgroups otherwise); no cgroups at all, like Berth's default isolation (berth-agent-overlay-cgroups adds the cgroups isolators) and unlike runc, which makes one in every v1 hierarchy", crun}
 	res.Notes = append(res.Notes,
 		"All containers run /bin/true from the built-in image (process/builtin, reproducible from the host's files); runc and crun run an OCI bundle made by `umoci unpack` of that image's OCI layout.",
 		"Per-boot state (Berth's --runtime_dir, runc's and crun's --root) is on a tmpfs the harness mounts, as /run is on most hosts; work dirs and the bundle are on the scratch dir's file system.",
@@ -160,7 +182,7 @@ func measureContainers(ctx context.Context, cfg config, res *report.Results) err
 		systems := []system{
 			{"berth-embedded-overlay", "one-shot `berth execute -- /bin/true` (embedded agent), overlay backend", execute("overlay", embedded...)},
 			{"berth-embedded-copy", "one-shot `berth execute -- /bin/true` (embedded agent), copy backend", execute("copy", embedded...)},
-			agentOverlay,
+			agentOverlay, agentCgroups,
 			{"berth-agent-copy", "as berth-agent-overlay, copy backend", viaAgent("copy")},
 			{"berth-agent-cli-overlay", "one-shot `berth execute --agent=ADDR -- /bin/true` against the running agent (client start-up counted), overlay backend", execute("overlay", "--agent="+ag.addr, "--plaintext_loopback")},
 			runcSys, crunSys,
@@ -168,9 +190,9 @@ func measureContainers(ctx context.Context, cfg config, res *report.Results) err
 		res.Sections = append(res.Sections, launchSections(ctx, cfg, systems)...)
 	}
 	if cfg.sections["throughput"] {
-		res.Sections = append(res.Sections, throughputSections(ctx, cfg, []system{agentOverlay, runcSys, crunSys})...)
+		res.Sections = append(res.Sections, throughputSections(ctx, cfg, []system{agentOverlay, agentCgroups, runcSys, crunSys})...)
 	}
-	works := []string{filepath.Join(scratch, "agent", "work")}
+	works := []string{filepath.Join(scratch, "agent", "work"), filepath.Join(scratch, "agent-cgroups", "work")}
 	if cfg.sections["launch"] {
 		works = append(works, filepath.Join(emb, "work"))
 	}

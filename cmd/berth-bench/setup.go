@@ -136,3 +136,13 @@ func mountRunTmpfs(dir string) (string, func(), error) {
 	}
 	return dir, func() { _ = unix.Unmount(dir, unix.MNT_DETACH) }, nil
 }
+
+// removeCgroupsRoot removes the (empty) cgroups root the harness's agent
+// made, in every hierarchy it may be in.
+func removeCgroupsRoot(root string) {
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", root))
+	dirs = append(dirs, filepath.Join("/sys/fs/cgroup", root))
+	for _, d := range dirs {
+		_ = os.Remove(d)
+	}
+}
