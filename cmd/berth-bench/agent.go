@@ -170,3 +170,26 @@ func (c *agentClient) close() {
 	c.stopRemote()
 	c.sys.Shutdown()
 }
+
+// agentWithClient starts an agent and a client of it, and waits until it
+// answers; stop ends both.
+func agentWithClient(ctx context.Context, berth, workDir, runtimeDir string, extra ...string) (*agentProc, *agentClient, func(), error) {
+	ag, err := startAgent(ctx, berth, workDir, runtimeDir, extra...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	client, err := newAgentClient(ag.addr)
+	if err != nil {
+		ag.stop()
+		return nil, nil, nil, err
+	}
+	stop := func() {
+		client.close()
+		ag.stop()
+	}
+	if err := client.ready(ctx); err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	return ag, client, stop, nil
+}

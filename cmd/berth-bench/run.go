@@ -108,37 +108,21 @@ func measureContainers(ctx context.Context, cfg config, res *report.Results) err
 		return err
 	}
 	defer peer.close()
-	ag, err := startAgent(ctx, berth, filepath.Join(scratch, "agent", "work"), filepath.Join(run, "agent"))
+	ag, client, stopAgent, err := agentWithClient(ctx, berth, filepath.Join(scratch, "agent", "work"), filepath.Join(run, "agent"))
 	if err != nil {
 		return err
 	}
-	defer ag.stop()
-	client, err := newAgentClient(ag.addr)
-	if err != nil {
-		return err
-	}
-	defer client.close()
-	if err := client.ready(ctx); err != nil {
-		return err
-	}
+	defer stopAgent()
 	// A second agent whose containers get cgroups (cpu, cpuacct, memory),
 	// as runc's do; its cgroups root is removed at the end.
 	cgRoot := fmt.Sprintf("berth-bench-%d", os.Getpid())
 	defer removeCgroupsRoot(cgRoot)
-	agCg, err := startAgent(ctx, berth, filepath.Join(scratch, "agent-cgroups", "work"), filepath.Join(run, "agent-cgroups"),
+	_, clientCg, stopAgentCg, err := agentWithClient(ctx, berth, filepath.Join(scratch, "agent-cgroups", "work"), filepath.Join(run, "agent-cgroups"),
 		"--isolation="+agent.DefaultIsolation+",cgroups/cpu,cgroups/mem", "--cgroups_root="+cgRoot)
 	if err != nil {
 		return err
 	}
-	defer agCg.stop()
-	clientCg, err := newAgentClient(agCg.addr)
-	if err != nil {
-		return err
-	}
-	defer clientCg.close()
-	if err := clientCg.ready(ctx); err != nil {
-		return err
-	}
+	defer stopAgentCg()
 	emb := filepath.Join(scratch, "embedded")
 	execute := func(backend string, extra ...string) func(context.Context, int) (time.Duration, error) {
 		return func(ctx context.Context, n int) (time.Duration, error) {
