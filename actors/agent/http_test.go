@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
@@ -147,7 +148,9 @@ func TestHTTPHealthMetricsPprof(t *testing.T) {
 	}
 	// The server serves its own mux only: a handler on the default mux is
 	// not reachable through it.
-	http.DefaultServeMux.HandleFunc("/berth-test-default-mux", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "default") })
+	defaultMuxOnce.Do(func() {
+		http.DefaultServeMux.HandleFunc("/berth-test-default-mux", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "default") })
+	})
 	if code, _ := get(t, base+"/berth-test-default-mux"); code != http.StatusNotFound {
 		t.Errorf("a path of http.DefaultServeMux answered %d on the agent's endpoint; want 404", code)
 	}
@@ -155,6 +158,10 @@ func TestHTTPHealthMetricsPprof(t *testing.T) {
 		t.Errorf("a cleaned path broke the server")
 	}
 }
+
+// defaultMuxOnce registers the test's handler on the process-wide default
+// mux once, however often the test runs (-count).
+var defaultMuxOnce sync.Once
 
 // TestHTTPMetricsFollowALaunch: a real container from the built-in image
 // moves the counters, histograms and the pipeline split.
