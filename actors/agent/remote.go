@@ -21,6 +21,8 @@ import (
 	_ "github.com/berthrt/berth/messages/agent/v1"
 	_ "github.com/berthrt/berth/messages/containerizer/v1"
 	_ "github.com/berthrt/berth/messages/master/v1"
+	_ "github.com/berthrt/berth/messages/provisioner/v1"
+	_ "github.com/berthrt/berth/messages/store/v1"
 	"github.com/berthrt/berth/process/errdefs"
 )
 

@@ -68,9 +68,19 @@ func (a *Actor) Receive(c actor.Context) {
 	case *actor.Stopping:
 		a.cancel()
 	case *storev1.GetImageRequest:
-		events := c.ActorSystem().EventStream
+		sys := c.ActorSystem()
+		var to *actor.PID
+		if m.GetProgressToId() != "" {
+			to = actor.NewPID(m.GetProgressToAddress(), m.GetProgressToId())
+		}
 		ask.Go(c, func() (proto.Message, error) {
-			ctx := WithProgress(a.ctx, func(p Progress) { events.Publish(ProgressToProto(p)) })
+			ctx := WithProgress(a.ctx, func(p Progress) {
+				e := ProgressToProto(p)
+				sys.EventStream.Publish(e)
+				if to != nil {
+					sys.Root.Send(to, e)
+				}
+			})
 			img, err := a.s.Get(ctx, Reference(m.GetImage()), m.GetBackend(), m.GetImage().GetCached())
 			if err != nil {
 				return nil, err

@@ -18,8 +18,8 @@ import (
 
 // imageViaAgent runs `berth image pull|rm|prune --agent=ADDR`: the running
 // agent holds the work dir, so its own store and provisioner do the work (a
-// prune there keeps what its containers use). Progress stays in the agent;
-// the result is printed as without --agent.
+// prune there keeps what its containers use). A pull's progress comes back
+// from the agent's store and is shown as without --agent.
 func imageViaAgent(sub string, refs []string, addr string, rf remoteFlags, output string) int {
 	sys, stop, err := dialAgent(addr, rf)
 	if err != nil {
@@ -46,7 +46,21 @@ func imageViaAgent(sub string, refs []string, addr string, rf remoteFlags, outpu
 				continue
 			}
 			img.Cached = false
-			r, err := ask.Request[*storev1.GetImageResponse](ctx, sys.Root, storeOf(ref), &storev1.GetImageRequest{Image: img}, 30*time.Minute)
+			// The agent's store sends the pull's progress to this actor.
+			progress := sys.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+				switch p := c.Message().(type) {
+				case *storev1.PullProgress:
+					view.progress(store.ProgressFromProto(p))
+				case progressFlush:
+					c.Respond(p)
+				}
+			}))
+			req := &storev1.GetImageRequest{Image: img, ProgressToAddress: progress.GetAddress(), ProgressToId: progress.GetId()}
+			r, err := ask.Request[*storev1.GetImageResponse](ctx, sys.Root, storeOf(ref), req, 30*time.Minute)
+			// The events sent before the answer are in the mailbox: drain
+			// it (user messages keep their order) before stopping it.
+			_, _ = sys.Root.RequestFuture(progress, progressFlush{}, 10*time.Second).Result()
+			_ = sys.Root.StopFuture(progress).Wait()
 			if err != nil {
 				view.fail(ref, err)
 				status = 1
@@ -76,6 +90,10 @@ func imageViaAgent(sub string, refs []string, addr string, rf remoteFlags, outpu
 	}
 	return status
 }
+
+// progressFlush is answered by a pull's progress actor once the events
+// before it are drawn.
+type progressFlush struct{}
 
 // printPruned prints what a prune removed.
 func printPruned(images []string, layers int, bytes uint64) {

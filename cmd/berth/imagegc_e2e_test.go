@@ -209,8 +209,20 @@ func TestE2EImageCommandsThroughAgent(t *testing.T) {
 		}
 		return string(out)
 	}
-	if out := berth("image", "pull", "oci:"+layout+":v1"); !strings.Contains(out, "sha256:") {
-		t.Errorf("pull: %s", out)
+	// The pull's progress comes back from the agent.
+	out := berth("image", "pull", "--output=json", "oci:"+layout+":v1")
+	phases := map[string]bool{}
+	result := false
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var ev struct{ Type, Phase, Digest string }
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("pull --output=json through the agent: %q: %v\n%s", line, err, out)
+		}
+		phases[ev.Phase] = phases[ev.Phase] || ev.Type == "progress"
+		result = result || ev.Type == "result" && strings.HasPrefix(ev.Digest, "sha256:")
+	}
+	if !result || !phases["done"] {
+		t.Errorf("pull through the agent: progress %v, result %v:\n%s", phases, result, out)
 	}
 	if refs := storedImages(t, h); len(refs) != 1 {
 		t.Fatalf("after the pull: %q", refs)
@@ -226,7 +238,7 @@ func TestE2EImageCommandsThroughAgent(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	out := berth("image", "prune")
+	out = berth("image", "prune")
 	if !strings.Contains(out, "removed 1 images") || strings.Contains(out, builtin.Reference) {
 		t.Errorf("prune while the built-in image is in use: %s", out)
 	}

@@ -96,7 +96,12 @@ type GetImageRequest struct {
 	// image to get.
 	Image *v1.Image `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
 	// backend the layers are for (overlay wants its own whiteout form).
-	Backend       string `protobuf:"bytes,2,opt,name=backend,proto3" json:"backend,omitempty"`
+	Backend string `protobuf:"bytes,2,opt,name=backend,proto3" json:"backend,omitempty"`
+	// progress_to_address and progress_to_id name an actor (a remote
+	// client's) that is sent a PullProgress for each event of the pull.
+	ProgressToAddress string `protobuf:"bytes,3,opt,name=progress_to_address,json=progressToAddress,proto3" json:"progress_to_address,omitempty"`
+	// progress_to_id is the id of that actor.
+	ProgressToId  string `protobuf:"bytes,4,opt,name=progress_to_id,json=progressToId,proto3" json:"progress_to_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -141,6 +146,20 @@ func (x *GetImageRequest) GetImage() *v1.Image {
 func (x *GetImageRequest) GetBackend() string {
 	if x != nil {
 		return x.Backend
+	}
+	return ""
+}
+
+func (x *GetImageRequest) GetProgressToAddress() string {
+	if x != nil {
+		return x.ProgressToAddress
+	}
+	return ""
+}
+
+func (x *GetImageRequest) GetProgressToId() string {
+	if x != nil {
+		return x.ProgressToId
 	}
 	return ""
 }
@@ -873,10 +892,12 @@ var File_berth_store_v1_store_proto protoreflect.FileDescriptor
 
 const file_berth_store_v1_store_proto_rawDesc = "" +
 	"\n" +
-	"\x1aberth/store/v1/store.proto\x12\x0eberth.store.v1\x1a\x1aberth/types/v1/types.proto\"X\n" +
+	"\x1aberth/store/v1/store.proto\x12\x0eberth.store.v1\x1a\x1aberth/types/v1/types.proto\"\xae\x01\n" +
 	"\x0fGetImageRequest\x12+\n" +
 	"\x05image\x18\x01 \x01(\v2\x15.berth.types.v1.ImageR\x05image\x12\x18\n" +
-	"\abackend\x18\x02 \x01(\tR\abackend\"\xa6\x02\n" +
+	"\abackend\x18\x02 \x01(\tR\abackend\x12.\n" +
+	"\x13progress_to_address\x18\x03 \x01(\tR\x11progressToAddress\x12$\n" +
+	"\x0eprogress_to_id\x18\x04 \x01(\tR\fprogressToId\"\xa6\x02\n" +
 	"\tImageInfo\x12\x1c\n" +
 	"\treference\x18\x01 \x01(\tR\treference\x12\x16\n" +
 	"\x06digest\x18\x02 \x01(\tR\x06digest\x12\x16\n" +
