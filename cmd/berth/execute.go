@@ -286,7 +286,23 @@ func runAndWait(ctx context.Context, ag target, req *agentv1.RunContainerRequest
 	for _, e := range term.GetCleanupErrors() {
 		fmt.Fprintf(os.Stderr, "berth: container %s: cleanup: %s\n", id.GetValue(), e)
 	}
-	return int(term.GetExitCode())
+	return exitStatus(term)
+}
+
+// exitKilled is 128 + SIGKILL, what a shell reports for a killed command.
+const exitKilled = 128 + 9
+
+// exitStatus is berth execute's exit status for a termination: the
+// command's, except that a container destroyed for exceeding a limit never
+// exits 0. Its command may have ended with 0 just before the destroy killed
+// it (a child was the OOM killer's victim); the container still failed, as
+// Mesos reports TASK_FAILED, so it exits as if killed.
+func exitStatus(term *typesv1.Termination) int {
+	code := int(term.GetExitCode())
+	if term.GetReason() == typesv1.Termination_REASON_LIMITATION && code == 0 {
+		return exitKilled
+	}
+	return code
 }
 
 // remoteWaitSlice is how long one wait on a remote agent lasts before it is

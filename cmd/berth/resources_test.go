@@ -77,3 +77,21 @@ func TestIsolationFor(t *testing.T) {
 		}
 	}
 }
+
+func TestExitStatusOfALimitation(t *testing.T) {
+	for _, tc := range []struct {
+		reason typesv1.Termination_Reason
+		code   int32
+		want   int
+	}{
+		{typesv1.Termination_REASON_COMMAND_EXITED, 0, 0},
+		{typesv1.Termination_REASON_COMMAND_EXITED, 3, 3},
+		{typesv1.Termination_REASON_LIMITATION, 0, 137},
+		{typesv1.Termination_REASON_LIMITATION, 137, 137},
+		{typesv1.Termination_REASON_LIMITATION, 1, 1},
+	} {
+		if got := exitStatus(&typesv1.Termination{Reason: tc.reason, ExitCode: tc.code}); got != tc.want {
+			t.Errorf("exitStatus(%v, %d) = %d, want %d", tc.reason, tc.code, got, tc.want)
+		}
+	}
+}
