@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berthrt/berth/actors/backend"
+	"github.com/berthrt/berth/actors/backend/union"
 	"github.com/berthrt/berth/process/errdefs"
 	pmount "github.com/berthrt/berth/process/mount"
 )
@@ -121,50 +121,50 @@ func (b *Backend) Provision(ctx context.Context, layers []string, rootfs, backen
 	if err != nil {
 		return nil, err
 	}
-	layers = dedupe(layers)
-	if err := checkLayers(layers, p.rootfs); err != nil {
-		return nil, fmt.Errorf("aufs backend: provision %s: %w", p.rootfs, err)
+	layers = union.Dedupe(layers)
+	if err := checkLayers(layers, p.Rootfs); err != nil {
+		return nil, fmt.Errorf("aufs backend: provision %s: %w", p.Rootfs, err)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("aufs backend: provision %s: %w", p.rootfs, err)
+		return nil, fmt.Errorf("aufs backend: provision %s: %w", p.Rootfs, err)
 	}
 	plan, err := planMount(layers, p, b.pageSize)
 	if err != nil {
-		return nil, fmt.Errorf("aufs backend: provision %s: %w", p.rootfs, err)
+		return nil, fmt.Errorf("aufs backend: provision %s: %w", p.Rootfs, err)
 	}
 	if ok, err := Supported(); err != nil {
 		return nil, err
 	} else if !ok {
-		return nil, fmt.Errorf("aufs backend: provision %s: %w", p.rootfs, errNoAufs)
+		return nil, fmt.Errorf("aufs backend: provision %s: %w", p.Rootfs, errNoAufs)
 	}
-	if err := os.MkdirAll(filepath.Dir(p.rootfs), 0o755); err != nil {
-		return nil, fmt.Errorf("aufs backend: provision %s: %w", p.rootfs, classify(err))
+	if err := os.MkdirAll(filepath.Dir(p.Rootfs), 0o755); err != nil {
+		return nil, fmt.Errorf("aufs backend: provision %s: %w", p.Rootfs, classify(err))
 	}
-	if err := unix.Mkdir(p.rootfs, 0o755); err != nil {
+	if err := unix.Mkdir(p.Rootfs, 0o755); err != nil {
 		if errors.Is(err, unix.EEXIST) {
-			return nil, fmt.Errorf("aufs backend: provision %s: rootfs exists: %w", p.rootfs, errdefs.ErrAlreadyExists)
+			return nil, fmt.Errorf("aufs backend: provision %s: rootfs exists: %w", p.Rootfs, errdefs.ErrAlreadyExists)
 		}
-		return nil, fmt.Errorf("aufs backend: provision %s: mkdir: %w", p.rootfs, classify(err))
+		return nil, fmt.Errorf("aufs backend: provision %s: mkdir: %w", p.Rootfs, classify(err))
 	}
 	mounted := false
 	fail := func(err error) ([]string, error) {
-		if cerr := undo(p, mounted); cerr != nil {
+		if cerr := union.Undo(p.Dirs, mounted); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("aufs backend: cleaning up after the failure: %w", cerr))
 		}
 		return nil, err
 	}
 	if err := makeScratch(p); err != nil {
-		return fail(fmt.Errorf("aufs backend: provision %s: %w", p.rootfs, err))
+		return fail(fmt.Errorf("aufs backend: provision %s: %w", p.Rootfs, err))
 	}
 	if err := ctx.Err(); err != nil {
-		return fail(fmt.Errorf("aufs backend: provision %s: %w", p.rootfs, err))
+		return fail(fmt.Errorf("aufs backend: provision %s: %w", p.Rootfs, err))
 	}
-	if err := mountAufs(plan, p.links, p.rootfs); err != nil {
-		return fail(fmt.Errorf("aufs backend: provision %s: %w", p.rootfs, err))
+	if err := mountAufs(plan, p.Links, p.Rootfs); err != nil {
+		return fail(fmt.Errorf("aufs backend: provision %s: %w", p.Rootfs, err))
 	}
 	mounted = true
-	if err := unix.Mount("", p.rootfs, "", unix.MS_PRIVATE, ""); err != nil {
-		return fail(fmt.Errorf("aufs backend: provision %s: make private: %w", p.rootfs, classify(err)))
+	if err := unix.Mount("", p.Rootfs, "", unix.MS_PRIVATE, ""); err != nil {
+		return fail(fmt.Errorf("aufs backend: provision %s: make private: %w", p.Rootfs, classify(err)))
 	}
 	return []string{p.rw}, nil
 }
@@ -172,17 +172,17 @@ func (b *Backend) Provision(ctx context.Context, layers []string, rootfs, backen
 // makeScratch creates the writable branch of p, after removing what a
 // Provision of the same rootfs that crashed may have left.
 func makeScratch(p paths) error {
-	for _, d := range []string{p.scratch, p.links} {
+	for _, d := range []string{p.Scratch, p.Links} {
 		if _, err := pmount.RemoveDir(d); err != nil {
 			return err
 		}
 	}
-	for _, d := range []string{filepath.Dir(p.scratch), filepath.Dir(p.links)} {
+	for _, d := range []string{filepath.Dir(p.Scratch), filepath.Dir(p.Links)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", d, classify(err))
 		}
 	}
-	if err := os.Mkdir(p.scratch, 0o700); err != nil {
+	if err := os.Mkdir(p.Scratch, 0o700); err != nil {
 		return fmt.Errorf("create scratch: %w", classify(err))
 	}
 	if err := os.Mkdir(p.rw, 0o755); err != nil {
@@ -217,25 +217,6 @@ func mountAufs(plan mountPlan, linksDir, target string) error {
 	return pmount.InDir(plan.cwd, mount)
 }
 
-// undo removes what a failed Provision created.
-func undo(p paths, mounted bool) error {
-	var errs []error
-	if mounted {
-		if err := unix.Unmount(p.rootfs, unix.UMOUNT_NOFOLLOW|unix.MNT_DETACH); err != nil {
-			errs = append(errs, fmt.Errorf("unmount %s: %w", p.rootfs, err))
-		}
-	}
-	if err := unix.Rmdir(p.rootfs); err != nil && !errors.Is(err, unix.ENOENT) {
-		errs = append(errs, fmt.Errorf("rmdir %s: %w", p.rootfs, err))
-	}
-	for _, d := range []string{p.scratch, p.links} {
-		if _, err := pmount.RemoveDir(d); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // Destroy unmounts rootfs (every mount at or below it, found in
 // /proc/self/mountinfo, so a fresh Backend cleans up after an agent
 // restart), removes the rootfs dir and the rootfs's scratch and links
@@ -248,113 +229,21 @@ func (b *Backend) Destroy(ctx context.Context, rootfs, backendDir string) (bool,
 	if err != nil {
 		return false, err
 	}
-	if err := ctx.Err(); err != nil {
-		return false, fmt.Errorf("aufs backend: destroy %s: %w", p.rootfs, err)
-	}
-	existed := false
-	real, err := pmount.ResolvePath(p.rootfs)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return false, fmt.Errorf("aufs backend: destroy %s: %w", p.rootfs, classify(err))
-	default:
-		n, err := pmount.UnmountAll(real, backend.BusyMountLogger(b.logger))
-		existed = n > 0
-		if err != nil {
-			return existed, fmt.Errorf("aufs backend: destroy %s: %w", p.rootfs, err)
-		}
-		switch err := unix.Rmdir(real); {
-		case err == nil:
-			existed = true
-		case errors.Is(err, unix.ENOENT):
-		case errors.Is(err, unix.ENOTEMPTY), errors.Is(err, unix.EEXIST):
-			return true, fmt.Errorf("aufs backend: destroy %s: not a mount and not empty; left alone: %w", p.rootfs, errdefs.ErrFailedPrecondition)
-		default:
-			return true, fmt.Errorf("aufs backend: destroy %s: rmdir: %w", p.rootfs, classify(err))
-		}
-	}
-	if err := checkNoMounts(p.scratch, p.links); err != nil {
-		return true, fmt.Errorf("aufs backend: destroy %s: %w", p.rootfs, err)
-	}
-	for _, d := range []string{p.scratch, p.links} {
-		gone, err := pmount.RemoveDir(d)
-		existed = existed || gone
-		if err != nil {
-			return existed, fmt.Errorf("aufs backend: destroy %s: %w", p.rootfs, err)
-		}
-	}
-	return existed, nil
-}
-
-// checkNoMounts fails with ErrFailedPrecondition when anything is mounted
-// at or below one of dirs, which are about to be removed recursively.
-func checkNoMounts(dirs ...string) error {
-	var roots []string
-	for _, d := range dirs {
-		r, err := pmount.ResolvePath(d)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return classify(err)
-		}
-		roots = append(roots, r)
-	}
-	if len(roots) == 0 {
-		return nil
-	}
-	mps, err := pmount.MountsUnder(roots...)
-	if err != nil {
-		return err
-	}
-	if len(mps) > 0 {
-		return fmt.Errorf("mounts inside the scratch space (unmount them first): %v: %w", mps, errdefs.ErrFailedPrecondition)
-	}
-	return nil
+	return union.Destroy(ctx, Name, p.Dirs, backend.BusyMountLogger(b.logger))
 }
 
 // checkPaths cleans rootfs and backendDir, checks that both are absolute
 // and that rootfs is not "/", and returns the rootfs's paths.
 func checkPaths(rootfs, backendDir string) (paths, error) {
-	if !filepath.IsAbs(rootfs) {
-		return paths{}, fmt.Errorf("aufs backend: rootfs %q is not absolute: %w", rootfs, errdefs.ErrInvalidArgument)
+	d, err := union.CheckPaths(Name, rootfs, backendDir)
+	if err != nil {
+		return paths{}, err
 	}
-	if !filepath.IsAbs(backendDir) {
-		return paths{}, fmt.Errorf("aufs backend: backend dir %q is not absolute: %w", backendDir, errdefs.ErrInvalidArgument)
-	}
-	rootfs, backendDir = filepath.Clean(rootfs), filepath.Clean(backendDir)
-	if rootfs == "/" {
-		return paths{}, fmt.Errorf("aufs backend: rootfs cannot be /: %w", errdefs.ErrInvalidArgument)
-	}
-	return pathsFor(rootfs, backendDir), nil
+	return extend(d), nil
 }
 
 // checkLayers checks that there is at least one layer, that each is an
 // absolute path to a directory, and that none overlaps the rootfs.
 func checkLayers(layers []string, rootfs string) error {
-	if len(layers) == 0 {
-		return fmt.Errorf("no layers: %w", errdefs.ErrInvalidArgument)
-	}
-	for i, l := range layers {
-		if !filepath.IsAbs(l) {
-			return fmt.Errorf("layer %d (%s) is not an absolute path: %w", i, l, errdefs.ErrInvalidArgument)
-		}
-		c := filepath.Clean(l)
-		if within(rootfs, c) || within(c, rootfs) {
-			return fmt.Errorf("layer %d (%s) overlaps rootfs %s: %w", i, l, rootfs, errdefs.ErrInvalidArgument)
-		}
-		fi, err := os.Stat(l)
-		if err != nil {
-			return fmt.Errorf("layer %d (%s): %w", i, l, classify(err))
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("layer %d (%s) is not a directory: %w", i, l, errdefs.ErrInvalidArgument)
-		}
-	}
-	return nil
-}
-
-// within reports whether p is dir or below it (both clean).
-func within(p, dir string) bool {
-	return p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+	return union.CheckLayers(Name, layers, rootfs)
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/berthrt/berth/actors/backend/union"
 	"github.com/berthrt/berth/process/errdefs"
 )
 
@@ -14,30 +15,22 @@ import (
 // backendDir and the rootfs's base name (its id), so that Destroy finds
 // them with no state besides the paths themselves.
 type paths struct {
-	// rootfs is the mount point, <backendDir>/rootfses/<id>.
-	rootfs string
-	// id is filepath.Base(rootfs).
-	id string
-	// scratch is <backendDir>/scratch/<id>.
-	scratch string
+	union.Dirs
 	// rw is <scratch>/workdir, the writable top branch (Mesos's name).
 	rw string
-	// links is <backendDir>/links/<id>, holding the short symlinks
-	// 0..N-1 to the layers when the option string needs them.
-	links string
 }
 
 // pathsFor returns the scratch paths of rootfs (clean, absolute) in
 // backendDir (clean, absolute).
 func pathsFor(rootfs, backendDir string) paths {
-	id := filepath.Base(rootfs)
-	scratch := filepath.Join(backendDir, "scratch", id)
+	return extend(union.DirsFor(rootfs, backendDir))
+}
+
+// extend adds this backend's scratch paths to d.
+func extend(d union.Dirs) paths {
 	return paths{
-		rootfs:  rootfs,
-		id:      id,
-		scratch: scratch,
-		rw:      filepath.Join(scratch, "workdir"),
-		links:   filepath.Join(backendDir, "links", id),
+		Dirs: d,
+		rw:   filepath.Join(d.Scratch, "workdir"),
 	}
 }
 
@@ -79,7 +72,7 @@ func planMount(layers []string, p paths, pageSize int) (mountPlan, error) {
 	}
 	limit := pageSize - 1
 	if plainAll(layers) && plain(p.rw) {
-		data := optionString(p.rw, topFirst(layers))
+		data := optionString(p.rw, union.TopFirst(layers))
 		if len(data) <= limit {
 			return mountPlan{data: data}, nil
 		}
@@ -88,20 +81,20 @@ func planMount(layers []string, p paths, pageSize int) (mountPlan, error) {
 	for i := range layers {
 		names[i] = strconv.Itoa(i)
 	}
-	rw, err := filepath.Rel(p.links, p.rw)
+	rw, err := filepath.Rel(p.Links, p.rw)
 	if err != nil {
 		return mountPlan{}, fmt.Errorf("rw branch %s: %w", p.rw, err)
 	}
 	if !plain(rw) {
 		return mountPlan{}, fmt.Errorf("rootfs name %q: aufs mount options cannot carry ',', ':', '=' or '\\': %w",
-			p.id, errdefs.ErrInvalidArgument)
+			p.ID, errdefs.ErrInvalidArgument)
 	}
-	data := optionString(rw, topFirst(names))
+	data := optionString(rw, union.TopFirst(names))
 	if len(data) > limit {
 		return mountPlan{}, fmt.Errorf("aufs options for %d layers are %d bytes even with short links, over the %d-byte page: %w",
 			len(layers), len(data)+1, pageSize, errdefs.ErrInvalidArgument)
 	}
-	return mountPlan{data: data, links: slices.Clone(layers), cwd: p.links}, nil
+	return mountPlan{data: data, links: slices.Clone(layers), cwd: p.Links}, nil
 }
 
 // optionString returns the aufs branch option for the writable branch rw
@@ -117,34 +110,6 @@ func optionString(rw string, lower []string) string {
 		b.WriteString("=ro+wh")
 	}
 	return b.String()
-}
-
-// dedupe returns layers (bottom first) with every repeated path kept only
-// at its topmost position: aufs refuses a branch given twice, and the
-// store gives the same layer twice when an image repeats a diff (the 1 KiB
-// empty tar of older Docker images often appears several times). The
-// union is unchanged: in A-over-X-over-A every entry of the lower A is
-// shadowed by the same entry of the upper A, and whatever X hides of the
-// lower A the upper A shows again, so it is exactly A over X.
-func dedupe(layers []string) []string {
-	seen := make(map[string]bool, len(layers))
-	out := make([]string, 0, len(layers))
-	for i := len(layers) - 1; i >= 0; i-- {
-		c := filepath.Clean(layers[i])
-		if !seen[c] {
-			seen[c] = true
-			out = append(out, layers[i])
-		}
-	}
-	slices.Reverse(out)
-	return out
-}
-
-// topFirst returns layers (bottom first) top first.
-func topFirst(layers []string) []string {
-	out := slices.Clone(layers)
-	slices.Reverse(out)
-	return out
 }
 
 // plain reports whether s can appear in an aufs branch list as is.

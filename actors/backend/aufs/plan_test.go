@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/berthrt/berth/process/errdefs"
+
+	"github.com/berthrt/berth/actors/backend/union"
 )
 
 // storeLayer returns a layer path as long as the docker store's (141
@@ -24,11 +26,8 @@ func testPaths() paths {
 func TestPathsFor(t *testing.T) {
 	const bd = "/var/lib/berth/provisioner/containers/c1/backends/aufs"
 	want := paths{
-		rootfs:  bd + "/rootfses/r1",
-		id:      "r1",
-		scratch: bd + "/scratch/r1",
-		rw:      bd + "/scratch/r1/workdir",
-		links:   bd + "/links/r1",
+		Dirs: union.Dirs{Rootfs: bd + "/rootfses/r1", ID: "r1", Scratch: bd + "/scratch/r1", Links: bd + "/links/r1"},
+		rw:   bd + "/scratch/r1/workdir",
 	}
 	if got := testPaths(); got != want {
 		t.Errorf("pathsFor = %+v\nwant %+v", got, want)
@@ -58,8 +57,8 @@ func TestPlanLinks(t *testing.T) {
 	if plan.data != want {
 		t.Errorf("data = %q\nwant   %q", plan.data, want)
 	}
-	if !slices.Equal(plan.links, layers) || plan.cwd != p.links {
-		t.Errorf("links = %v, cwd = %q; want %v, %q", plan.links, plan.cwd, layers, p.links)
+	if !slices.Equal(plan.links, layers) || plan.cwd != p.Links {
+		t.Errorf("links = %v, cwd = %q; want %v, %q", plan.links, plan.cwd, layers, p.Links)
 	}
 }
 
@@ -112,7 +111,7 @@ func TestPlanManyLayers(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%d layers: %v", n, err)
 		}
-		wantLinks := len(optionString(p.rw, topFirst(layers))) >= 4096
+		wantLinks := len(optionString(p.rw, union.TopFirst(layers))) >= 4096
 		if (plan.links != nil) != wantLinks {
 			t.Errorf("%d layers: links = %v, want %v", n, plan.links != nil, wantLinks)
 		}
@@ -153,12 +152,5 @@ func TestHasFilesystem(t *testing.T) {
 	}
 	if hasFilesystem([]byte("nodev\toverlay\n\text4\n"), "aufs") {
 		t.Error("aufs found where it is not listed")
-	}
-}
-
-func TestDedupe(t *testing.T) {
-	got := dedupe([]string{"/e", "/a", "/e/", "/b", "/e"})
-	if want := []string{"/a", "/b", "/e"}; !slices.Equal(got, want) {
-		t.Errorf("dedupe = %v, want %v", got, want)
 	}
 }

@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
 	"github.com/berthrt/berth/actors/backend"
+	"github.com/berthrt/berth/actors/backend/union"
 	"github.com/berthrt/berth/process/errdefs"
 	pmount "github.com/berthrt/berth/process/mount"
 )
@@ -133,56 +132,56 @@ func (b *Backend) Provision(ctx context.Context, layers []string, rootfs, backen
 	if err != nil {
 		return nil, err
 	}
-	layers = dedupe(layers)
-	if err := checkLayers(layers, p.rootfs); err != nil {
-		return nil, fmt.Errorf("overlay backend: provision %s: %w", p.rootfs, err)
+	layers = union.Dedupe(layers)
+	if err := checkLayers(layers, p.Rootfs); err != nil {
+		return nil, fmt.Errorf("overlay backend: provision %s: %w", p.Rootfs, err)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("overlay backend: provision %s: %w", p.rootfs, err)
+		return nil, fmt.Errorf("overlay backend: provision %s: %w", p.Rootfs, err)
 	}
 	fsconfig, err := b.useFsconfig()
 	if err != nil {
-		return nil, fmt.Errorf("overlay backend: provision %s: %w", p.rootfs, err)
+		return nil, fmt.Errorf("overlay backend: provision %s: %w", p.Rootfs, err)
 	}
 	var legacy legacyPlan
 	if !fsconfig {
 		if legacy, err = planLegacy(layers, p, b.opts.PageSize); err != nil {
-			return nil, fmt.Errorf("overlay backend: provision %s: %w", p.rootfs, err)
+			return nil, fmt.Errorf("overlay backend: provision %s: %w", p.Rootfs, err)
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(p.rootfs), 0o755); err != nil {
-		return nil, fmt.Errorf("overlay backend: provision %s: %w", p.rootfs, classify(err))
+	if err := os.MkdirAll(filepath.Dir(p.Rootfs), 0o755); err != nil {
+		return nil, fmt.Errorf("overlay backend: provision %s: %w", p.Rootfs, classify(err))
 	}
-	if err := unix.Mkdir(p.rootfs, 0o755); err != nil {
+	if err := unix.Mkdir(p.Rootfs, 0o755); err != nil {
 		if errors.Is(err, unix.EEXIST) {
-			return nil, fmt.Errorf("overlay backend: provision %s: rootfs exists: %w", p.rootfs, errdefs.ErrAlreadyExists)
+			return nil, fmt.Errorf("overlay backend: provision %s: rootfs exists: %w", p.Rootfs, errdefs.ErrAlreadyExists)
 		}
-		return nil, fmt.Errorf("overlay backend: provision %s: mkdir: %w", p.rootfs, classify(err))
+		return nil, fmt.Errorf("overlay backend: provision %s: mkdir: %w", p.Rootfs, classify(err))
 	}
 	mounted := false
 	fail := func(err error) ([]string, error) {
-		if cerr := undo(p, mounted); cerr != nil {
+		if cerr := union.Undo(p.Dirs, mounted); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("overlay backend: cleaning up after the failure: %w", cerr))
 		}
 		return nil, err
 	}
 	if err := makeScratch(p); err != nil {
-		return fail(fmt.Errorf("overlay backend: provision %s: %w", p.rootfs, err))
+		return fail(fmt.Errorf("overlay backend: provision %s: %w", p.Rootfs, err))
 	}
 	if err := ctx.Err(); err != nil {
-		return fail(fmt.Errorf("overlay backend: provision %s: %w", p.rootfs, err))
+		return fail(fmt.Errorf("overlay backend: provision %s: %w", p.Rootfs, err))
 	}
 	if fsconfig {
-		err = mountFsconfig(fsconfigPlan(layers, p), p.rootfs)
+		err = mountFsconfig(fsconfigPlan(layers, p), p.Rootfs)
 	} else {
-		err = mountLegacy(legacy, p.links, p.rootfs)
+		err = mountLegacy(legacy, p.Links, p.Rootfs)
 	}
 	if err != nil {
-		return fail(fmt.Errorf("overlay backend: provision %s: %w", p.rootfs, err))
+		return fail(fmt.Errorf("overlay backend: provision %s: %w", p.Rootfs, err))
 	}
 	mounted = true
-	if err := makePrivate(p.rootfs); err != nil {
-		return fail(fmt.Errorf("overlay backend: provision %s: %w", p.rootfs, err))
+	if err := makePrivate(p.Rootfs); err != nil {
+		return fail(fmt.Errorf("overlay backend: provision %s: %w", p.Rootfs, err))
 	}
 	return []string{p.upper, p.work}, nil
 }
@@ -191,20 +190,20 @@ func (b *Backend) Provision(ctx context.Context, layers []string, rootfs, backen
 // Provision of the same rootfs that crashed may have left (the rootfs did
 // not exist, so nothing can be using them).
 func makeScratch(p paths) error {
-	for _, d := range []string{p.scratch, p.links} {
+	for _, d := range []string{p.Scratch, p.Links} {
 		if _, err := pmount.RemoveDir(d); err != nil {
 			return err
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(p.scratch), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(p.Scratch), 0o755); err != nil {
 		return fmt.Errorf("create scratch: %w", classify(err))
 	}
-	if err := os.MkdirAll(filepath.Dir(p.links), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(p.Links), 0o755); err != nil {
 		return fmt.Errorf("create links: %w", classify(err))
 	}
 	// 0700: nothing but the overlay (which uses the mounter's credentials)
 	// needs to reach the container's files through the scratch path.
-	if err := os.Mkdir(p.scratch, 0o700); err != nil {
+	if err := os.Mkdir(p.Scratch, 0o700); err != nil {
 		return fmt.Errorf("create scratch: %w", classify(err))
 	}
 	// The upper dir's root is the rootfs's root: 0755 like an image's.
@@ -215,26 +214,6 @@ func makeScratch(p paths) error {
 		return fmt.Errorf("create workdir: %w", classify(err))
 	}
 	return nil
-}
-
-// undo removes what a failed Provision created: the mount (detached, as
-// nothing can be using it yet), the rootfs dir, the scratch and links dirs.
-func undo(p paths, mounted bool) error {
-	var errs []error
-	if mounted {
-		if err := unix.Unmount(p.rootfs, unix.UMOUNT_NOFOLLOW|unix.MNT_DETACH); err != nil {
-			errs = append(errs, fmt.Errorf("unmount %s: %w", p.rootfs, err))
-		}
-	}
-	if err := unix.Rmdir(p.rootfs); err != nil && !errors.Is(err, unix.ENOENT) {
-		errs = append(errs, fmt.Errorf("rmdir %s: %w", p.rootfs, err))
-	}
-	for _, d := range []string{p.scratch, p.links} {
-		if _, err := pmount.RemoveDir(d); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // Destroy unmounts rootfs (every mount at or below it, found in
@@ -248,119 +227,25 @@ func (b *Backend) Destroy(ctx context.Context, rootfs, backendDir string) (bool,
 	if err != nil {
 		return false, err
 	}
-	if err := ctx.Err(); err != nil {
-		return false, fmt.Errorf("overlay backend: destroy %s: %w", p.rootfs, err)
-	}
-	existed := false
-	real, err := pmount.ResolvePath(p.rootfs)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		// No rootfses dir: nothing is mounted; scratch may still exist.
-	case err != nil:
-		return false, fmt.Errorf("overlay backend: destroy %s: %w", p.rootfs, classify(err))
-	default:
-		n, err := pmount.UnmountAll(real, backend.BusyMountLogger(b.logger))
-		existed = n > 0
-		if err != nil {
-			return existed, fmt.Errorf("overlay backend: destroy %s: %w", p.rootfs, err)
-		}
-		switch err := unix.Rmdir(real); {
-		case err == nil:
-			existed = true
-		case errors.Is(err, unix.ENOENT):
-		case errors.Is(err, unix.ENOTEMPTY), errors.Is(err, unix.EEXIST):
-			return true, fmt.Errorf("overlay backend: destroy %s: not a mount and not empty; left alone: %w", p.rootfs, errdefs.ErrFailedPrecondition)
-		default:
-			return true, fmt.Errorf("overlay backend: destroy %s: rmdir: %w", p.rootfs, classify(err))
-		}
-	}
-	if err := checkNoMounts(p.scratch, p.links); err != nil {
-		return true, fmt.Errorf("overlay backend: destroy %s: %w", p.rootfs, err)
-	}
-	for _, d := range []string{p.scratch, p.links} {
-		gone, err := pmount.RemoveDir(d)
-		existed = existed || gone
-		if err != nil {
-			return existed, fmt.Errorf("overlay backend: destroy %s: %w", p.rootfs, err)
-		}
-	}
-	return existed, nil
-}
-
-// checkNoMounts fails with ErrFailedPrecondition when anything is mounted
-// at or below one of dirs: removing them recursively would then remove
-// files of whatever is mounted there.
-func checkNoMounts(dirs ...string) error {
-	var roots []string
-	for _, d := range dirs {
-		r, err := pmount.ResolvePath(d)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return classify(err)
-		}
-		roots = append(roots, r)
-	}
-	if len(roots) == 0 {
-		return nil
-	}
-	mps, err := pmount.MountsUnder(roots...)
-	if err != nil {
-		return err
-	}
-	if len(mps) > 0 {
-		return fmt.Errorf("mounts inside the scratch space (unmount them first): %v: %w", mps, errdefs.ErrFailedPrecondition)
-	}
-	return nil
+	return union.Destroy(ctx, Name, p.Dirs, backend.BusyMountLogger(b.logger))
 }
 
 // checkPaths cleans rootfs and backendDir, checks that both are absolute
 // and that rootfs is not "/", and returns the rootfs's paths.
 func checkPaths(rootfs, backendDir string) (paths, error) {
-	if !filepath.IsAbs(rootfs) {
-		return paths{}, fmt.Errorf("overlay backend: rootfs %q is not absolute: %w", rootfs, errdefs.ErrInvalidArgument)
+	d, err := union.CheckPaths(Name, rootfs, backendDir)
+	if err != nil {
+		return paths{}, err
 	}
-	if !filepath.IsAbs(backendDir) {
-		return paths{}, fmt.Errorf("overlay backend: backend dir %q is not absolute: %w", backendDir, errdefs.ErrInvalidArgument)
-	}
-	rootfs, backendDir = filepath.Clean(rootfs), filepath.Clean(backendDir)
-	if rootfs == "/" {
-		return paths{}, fmt.Errorf("overlay backend: rootfs cannot be /: %w", errdefs.ErrInvalidArgument)
-	}
-	return pathsFor(rootfs, backendDir), nil
+	return extend(d), nil
 }
 
 // checkLayers checks that there is at least one layer and at most
 // MaxLayers, that each is an absolute path to a directory, and that none
 // is the rootfs or contains it, or lies inside it.
 func checkLayers(layers []string, rootfs string) error {
-	if len(layers) == 0 {
-		return fmt.Errorf("no layers: %w", errdefs.ErrInvalidArgument)
-	}
 	if len(layers) > MaxLayers {
 		return fmt.Errorf("%d layers: overlayfs stacks at most %d: %w", len(layers), MaxLayers, errdefs.ErrInvalidArgument)
 	}
-	for i, l := range layers {
-		if !filepath.IsAbs(l) {
-			return fmt.Errorf("layer %d (%s) is not an absolute path: %w", i, l, errdefs.ErrInvalidArgument)
-		}
-		c := filepath.Clean(l)
-		if within(rootfs, c) || within(c, rootfs) {
-			return fmt.Errorf("layer %d (%s) overlaps rootfs %s: %w", i, l, rootfs, errdefs.ErrInvalidArgument)
-		}
-		fi, err := os.Stat(l)
-		if err != nil {
-			return fmt.Errorf("layer %d (%s): %w", i, l, classify(err))
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("layer %d (%s) is not a directory: %w", i, l, errdefs.ErrInvalidArgument)
-		}
-	}
-	return nil
-}
-
-// within reports whether p is dir or below it (both clean).
-func within(p, dir string) bool {
-	return p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+	return union.CheckLayers(Name, layers, rootfs)
 }

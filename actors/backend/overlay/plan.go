@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/berthrt/berth/actors/backend/union"
 	"github.com/berthrt/berth/process/errdefs"
 )
 
@@ -41,64 +42,26 @@ type option struct{ key, value string }
 // provisioner's layout), as in Mesos, so that Destroy finds them with no
 // state besides the paths themselves.
 type paths struct {
-	// rootfs is the mount point, <backendDir>/rootfses/<id>.
-	rootfs string
-	// id is filepath.Base(rootfs).
-	id string
-	// scratch is <backendDir>/scratch/<id>, holding upper and work.
-	scratch string
+	union.Dirs
 	// upper is <scratch>/upperdir: the container's writes.
 	upper string
 	// work is <scratch>/workdir: overlay's staging dir for copy-up.
 	work string
-	// links is <backendDir>/links/<id>, holding the short symlinks 0..N-1
-	// to the layers when the legacy mount needs them.
-	links string
 }
 
 // pathsFor returns the scratch paths of rootfs (clean, absolute) in
 // backendDir (clean, absolute).
 func pathsFor(rootfs, backendDir string) paths {
-	id := filepath.Base(rootfs)
-	scratch := filepath.Join(backendDir, "scratch", id)
+	return extend(union.DirsFor(rootfs, backendDir))
+}
+
+// extend adds this backend's scratch paths to d.
+func extend(d union.Dirs) paths {
 	return paths{
-		rootfs:  rootfs,
-		id:      id,
-		scratch: scratch,
-		upper:   filepath.Join(scratch, "upperdir"),
-		work:    filepath.Join(scratch, "workdir"),
-		links:   filepath.Join(backendDir, "links", id),
+		Dirs:  d,
+		upper: filepath.Join(d.Scratch, "upperdir"),
+		work:  filepath.Join(d.Scratch, "workdir"),
 	}
-}
-
-// dedupe returns layers (bottom first) with every repeated path kept only
-// at its topmost position. Overlayfs refuses a lower dir given twice
-// ("conflicting lowerdir path", ELOOP), and the store does give the same
-// layer twice when an image repeats a diff (the 1 KiB empty tar of older
-// Docker images, sha256:5f70bf18..., often appears several times). The
-// merged view is unchanged: in A-over-X-over-A, every entry of the lower
-// A is shadowed by the same entry of the upper A, and whatever X hides of
-// the lower A the upper A shows again, so it is exactly A over X.
-func dedupe(layers []string) []string {
-	seen := make(map[string]bool, len(layers))
-	out := make([]string, 0, len(layers))
-	for i := len(layers) - 1; i >= 0; i-- {
-		c := filepath.Clean(layers[i])
-		if !seen[c] {
-			seen[c] = true
-			out = append(out, layers[i])
-		}
-	}
-	slices.Reverse(out)
-	return out
-}
-
-// topFirst returns layers (bottom first, as the store gives them) in the
-// order overlayfs wants its lower dirs: topmost first.
-func topFirst(layers []string) []string {
-	out := slices.Clone(layers)
-	slices.Reverse(out)
-	return out
 }
 
 // fsconfigPlan returns the fsconfig(FSCONFIG_SET_STRING) calls that
@@ -111,7 +74,7 @@ func topFirst(layers []string) []string {
 func fsconfigPlan(layers []string, p paths) []option {
 	opts := make([]option, 0, len(layers)+3+len(fixedOptions))
 	opts = append(opts, option{"source", "overlay"})
-	for _, l := range topFirst(layers) {
+	for _, l := range union.TopFirst(layers) {
 		opts = append(opts, option{"lowerdir+", l})
 	}
 	opts = append(opts, option{"upperdir", p.upper}, option{"workdir", p.work})
@@ -156,7 +119,7 @@ func planLegacy(layers []string, p paths, pageSize int) (legacyPlan, error) {
 	}
 	limit := pageSize - 1
 	if plainAll(layers) && plain(p.upper) && plain(p.work) {
-		data := optionString(topFirst(layers), p.upper, p.work)
+		data := optionString(union.TopFirst(layers), p.upper, p.work)
 		if len(data) <= limit {
 			return legacyPlan{data: data}, nil
 		}
@@ -165,24 +128,24 @@ func planLegacy(layers []string, p paths, pageSize int) (legacyPlan, error) {
 	for i := range layers {
 		names[i] = strconv.Itoa(i)
 	}
-	upper, err := filepath.Rel(p.links, p.upper)
+	upper, err := filepath.Rel(p.Links, p.upper)
 	if err != nil {
 		return legacyPlan{}, fmt.Errorf("upperdir %s: %w", p.upper, err)
 	}
-	work, err := filepath.Rel(p.links, p.work)
+	work, err := filepath.Rel(p.Links, p.work)
 	if err != nil {
 		return legacyPlan{}, fmt.Errorf("workdir %s: %w", p.work, err)
 	}
 	if !plain(upper) || !plain(work) {
 		return legacyPlan{}, fmt.Errorf("rootfs name %q: overlay mount options cannot carry ',', ':' or '\\': %w",
-			p.id, errdefs.ErrInvalidArgument)
+			p.ID, errdefs.ErrInvalidArgument)
 	}
-	data := optionString(topFirst(names), upper, work)
+	data := optionString(union.TopFirst(names), upper, work)
 	if len(data) > limit {
 		return legacyPlan{}, fmt.Errorf("overlay options for %d layers are %d bytes even with short links, over the %d-byte page: %w",
 			len(layers), len(data)+1, pageSize, errdefs.ErrInvalidArgument)
 	}
-	return legacyPlan{data: data, links: slices.Clone(layers), cwd: p.links}, nil
+	return legacyPlan{data: data, links: slices.Clone(layers), cwd: p.Links}, nil
 }
 
 // optionString returns the overlay option string for lower dirs (top

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/berthrt/berth/process/errdefs"
+
+	"github.com/berthrt/berth/actors/backend/union"
 )
 
 // mesosLayer returns a layer path as long as the docker store's (141
@@ -25,12 +27,9 @@ func TestPathsFor(t *testing.T) {
 	p := testPaths()
 	const bd = "/var/lib/berth/provisioner/containers/c1/backends/overlay"
 	want := paths{
-		rootfs:  bd + "/rootfses/r1",
-		id:      "r1",
-		scratch: bd + "/scratch/r1",
-		upper:   bd + "/scratch/r1/upperdir",
-		work:    bd + "/scratch/r1/workdir",
-		links:   bd + "/links/r1",
+		Dirs:  union.Dirs{Rootfs: bd + "/rootfses/r1", ID: "r1", Scratch: bd + "/scratch/r1", Links: bd + "/links/r1"},
+		upper: bd + "/scratch/r1/upperdir",
+		work:  bd + "/scratch/r1/workdir",
 	}
 	if p != want {
 		t.Errorf("pathsFor = %+v\nwant %+v", p, want)
@@ -83,8 +82,8 @@ func TestPlanLegacyLinks(t *testing.T) {
 	if plan.data != want {
 		t.Errorf("data = %q\nwant   %q", plan.data, want)
 	}
-	if !slices.Equal(plan.links, layers) || plan.cwd != p.links {
-		t.Errorf("links = %v, cwd = %q; want %v, %q", plan.links, plan.cwd, layers, p.links)
+	if !slices.Equal(plan.links, layers) || plan.cwd != p.Links {
+		t.Errorf("links = %v, cwd = %q; want %v, %q", plan.links, plan.cwd, layers, p.Links)
 	}
 }
 
@@ -144,7 +143,7 @@ func TestPlanLegacyManyLayers(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%d layers: %v", n, err)
 		}
-		wantLinks := len(optionString(topFirst(layers), p.upper, p.work)) >= 4096
+		wantLinks := len(optionString(union.TopFirst(layers), p.upper, p.work)) >= 4096
 		if n >= 29 && !wantLinks {
 			t.Errorf("%d layers of 141 bytes fit in a page", n)
 		}
@@ -209,19 +208,6 @@ func TestCheckLayers(t *testing.T) {
 	} {
 		if err := checkLayers(tc.layers, rootfs); !tc.check(err) {
 			t.Errorf("%s: checkLayers = %v", tc.name, err)
-		}
-	}
-}
-
-func TestDedupe(t *testing.T) {
-	for _, tc := range []struct{ in, want []string }{
-		{[]string{"/a"}, []string{"/a"}},
-		{[]string{"/a", "/b", "/c"}, []string{"/a", "/b", "/c"}},
-		{[]string{"/e", "/a", "/e", "/b", "/e"}, []string{"/a", "/b", "/e"}},
-		{[]string{"/a", "/b", "/a/", "/c"}, []string{"/b", "/a/", "/c"}},
-	} {
-		if got := dedupe(tc.in); !slices.Equal(got, tc.want) {
-			t.Errorf("dedupe(%v) = %v, want %v", tc.in, got, tc.want)
 		}
 	}
 }
