@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"go.uber.org/zap"
@@ -195,26 +194,12 @@ func makeScratch(p paths) error {
 // mount("none", target, "aufs", 0, plan.data), on a thread whose working
 // directory is plan.cwd when the plan names branches relatively.
 func mountAufs(plan mountPlan, linksDir, target string) error {
-	if plan.links != nil {
-		if err := os.Mkdir(linksDir, 0o700); err != nil {
-			return fmt.Errorf("create links dir: %w", classify(err))
-		}
-		for i, l := range plan.links {
-			if err := os.Symlink(l, filepath.Join(linksDir, strconv.Itoa(i))); err != nil {
-				return fmt.Errorf("link layer %d: %w", i, classify(err))
-			}
-		}
-	}
-	mount := func() error {
+	return union.MountWithLinks(Name, plan.links, linksDir, plan.cwd, func() error {
 		if err := unix.Mount("none", target, "aufs", 0, plan.data); err != nil {
 			return fmt.Errorf("mount aufs (%d-byte options) onto %s: %w", len(plan.data), target, classify(err))
 		}
 		return nil
-	}
-	if plan.cwd == "" {
-		return mount()
-	}
-	return pmount.InDir(plan.cwd, mount)
+	})
 }
 
 // Destroy unmounts rootfs (every mount at or below it, found in

@@ -3,14 +3,11 @@ package overlay
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
-	pmount "github.com/berthrt/berth/process/mount"
+	"github.com/berthrt/berth/actors/backend/union"
 )
 
 // probeLowerdirAdd reports whether the kernel's overlayfs takes lower
@@ -121,26 +118,12 @@ func orKernelLog(msgs string) string {
 // keeps references to the directories, not the names: the links are only
 // needed for the call, and are removed by Destroy with the rest.
 func mountLegacy(plan legacyPlan, linksDir, target string) error {
-	if plan.links != nil {
-		if err := os.Mkdir(linksDir, 0o700); err != nil {
-			return fmt.Errorf("create links dir: %w", classify(err))
-		}
-		for i, l := range plan.links {
-			if err := os.Symlink(l, filepath.Join(linksDir, strconv.Itoa(i))); err != nil {
-				return fmt.Errorf("link layer %d: %w", i, classify(err))
-			}
-		}
-	}
-	mount := func() error {
+	return union.MountWithLinks(Name, plan.links, linksDir, plan.cwd, func() error {
 		if err := unix.Mount("overlay", target, "overlay", 0, plan.data); err != nil {
 			return fmt.Errorf("mount overlay (%d-byte options) onto %s: %w%s", len(plan.data), target, classify(err), orKernelLog(""))
 		}
 		return nil
-	}
-	if plan.cwd == "" {
-		return mount()
-	}
-	return pmount.InDir(plan.cwd, mount)
+	})
 }
 
 // makePrivate sets target's mount propagation to private:

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -123,6 +124,28 @@ func TopFirst(layers []string) []string {
 	out := slices.Clone(layers)
 	slices.Reverse(out)
 	return out
+}
+
+// MountWithLinks creates the symlinks linksDir/0..N-1 to links (none when
+// links is nil), then runs mount, on a thread whose working directory is
+// cwd when it is set: a mount whose option string would not fit in a page
+// names the layers by those short relative links instead. name is the
+// backend's, for the errors.
+func MountWithLinks(name string, links []string, linksDir, cwd string, mount func() error) error {
+	if links != nil {
+		if err := os.Mkdir(linksDir, 0o700); err != nil {
+			return fmt.Errorf("create links dir: %w", pmount.Classify(err, name))
+		}
+		for i, l := range links {
+			if err := os.Symlink(l, filepath.Join(linksDir, strconv.Itoa(i))); err != nil {
+				return fmt.Errorf("link layer %d: %w", i, pmount.Classify(err, name))
+			}
+		}
+	}
+	if cwd == "" {
+		return mount()
+	}
+	return pmount.InDir(cwd, mount)
 }
 
 // Undo removes what a failed Provision created: the mount (detached, as
