@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -85,4 +86,21 @@ func (s *MountScope) NewTestDir(t testing.TB) string {
 		}
 	})
 	return dir
+}
+
+// MountinfoLine returns the /proc/self/mountinfo line of the mount at mp,
+// failing t when mp is not a mount point.
+func MountinfoLine(t testing.TB, mp string) string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && f[4] == mp {
+			return l
+		}
+	}
+	t.Fatalf("%s is not a mount point", mp)
+	return ""
 }

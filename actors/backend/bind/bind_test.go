@@ -108,7 +108,7 @@ func TestReadOnlyAndFlagsKept(t *testing.T) {
 			t.Errorf("rootfs mount lacks %s (flags %#x)", name, st.Flags)
 		}
 	}
-	if line := mountinfoLine(t, rootfs); strings.Contains(line, "shared:") || strings.Contains(line, "master:") {
+	if line := backendtest.MountinfoLine(t, rootfs); strings.Contains(line, "shared:") || strings.Contains(line, "master:") {
 		t.Errorf("the rootfs mount propagates: %s", line)
 	}
 	existed, err := b.Destroy(ctx, rootfs, backendDir)
@@ -199,20 +199,4 @@ func TestDestroyNonEmptyDir(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(rootfs, "keep")); err != nil {
 		t.Errorf("the rootfs's file was removed: %v", err)
 	}
-}
-
-// mountinfoLine returns the mountinfo line of the mount at mp.
-func mountinfoLine(t *testing.T, mp string) string {
-	t.Helper()
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(l); len(f) > 4 && f[4] == mp {
-			return l
-		}
-	}
-	t.Fatalf("%s is not a mount point", mp)
-	return ""
 }

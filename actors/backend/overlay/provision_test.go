@@ -276,7 +276,7 @@ func TestPropagation(t *testing.T) {
 		if _, err := b.Provision(ctx, layers, rootfs, backendDir); err != nil {
 			t.Fatal(err)
 		}
-		line := mountinfoLine(t, rootfs)
+		line := backendtest.MountinfoLine(t, rootfs)
 		if strings.Contains(line, "shared:") || strings.Contains(line, "master:") {
 			t.Errorf("%s: the rootfs mount propagates: %s", api, line)
 		}
@@ -287,22 +287,6 @@ func TestPropagation(t *testing.T) {
 			t.Errorf("%s: left mounted: %v", api, mps)
 		}
 	}
-}
-
-// mountinfoLine returns the mountinfo line of the mount at mp.
-func mountinfoLine(t *testing.T, mp string) string {
-	t.Helper()
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(l); len(f) > 4 && f[4] == mp {
-			return l
-		}
-	}
-	t.Fatalf("%s is not a mount point", mp)
-	return ""
 }
 
 // TestAPIProbe: on a kernel with "lowerdir+" (6.8 on), MountAuto resolves
