@@ -1,8 +1,6 @@
 package copyfs
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"strings"
@@ -22,23 +20,5 @@ func mountsUnder(pfd int, base string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	root := strings.TrimSuffix(parent, "/") + "/" + base
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := pmount.UnescapeMountinfo(fields[4])
-		if mp == root || strings.HasPrefix(mp, root+"/") {
-			out = append(out, mp)
-		}
-	}
-	return out, sc.Err()
+	return pmount.MountsUnder(strings.TrimSuffix(parent, "/") + "/" + base)
 }
