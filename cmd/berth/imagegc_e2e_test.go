@@ -210,7 +210,12 @@ func TestE2EImageCommandsThroughAgent(t *testing.T) {
 		return string(out)
 	}
 	// The pull's progress comes back from the agent.
-	out := berth("image", "pull", "--output=json", "oci:"+layout+":v1")
+	// stdout only: stderr may say the agent is still starting.
+	pull, err := exec.Command(berthBin, append([]string{"image", "pull", "--output=json", "oci:" + layout + ":v1"}, remote...)...).Output()
+	if err != nil {
+		t.Fatalf("berth image pull --output=json: %v", err)
+	}
+	out := string(pull)
 	phases := map[string]bool{}
 	result := false
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
